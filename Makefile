@@ -1,0 +1,66 @@
+# sensor-hub — the two commands a fresh machine needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+INSTANCE_NAME ?= sensor_hub_01
+export INSTANCE_NAME
+
+.PHONY: run test lint bench bench-full soak fuzz check-config mosquitto micropython docs clean help
+
+help:
+	@echo "make run          the whole connector locally (emulated ESP32, private broker unless MQTT_HOST is set)"
+	@echo "make test         install what is needed, then run the test suite"
+	@echo "make lint         ruff"
+	@echo "make bench        quick performance report (bench/results/latest.md)"
+	@echo "make check-config validate instances/\$$INSTANCE_NAME.json"
+
+# The venv is rebuilt when a requirements file changes (the stamp records the last install).
+$(VENV)/.runtime-installed: requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.runtime-installed
+	$(PIP) install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+mosquitto:
+	@scripts/ensure-mosquitto
+
+# MicroPython's WebAssembly port under Node.js: runs the hardware-free firmware modules
+# under real MicroPython in the tests.
+micropython:
+	@scripts/ensure-micropython
+
+run: $(VENV)/.runtime-installed
+	@if [ -z "$$MQTT_HOST" ]; then scripts/ensure-mosquitto; fi
+	$(PY) -m scripts.run_local
+
+test: $(VENV)/.dev-installed mosquitto micropython
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
+
+bench: $(VENV)/.dev-installed mosquitto
+	$(PY) -m bench --quick
+
+bench-full: $(VENV)/.dev-installed mosquitto
+	$(PY) -m bench --full
+
+soak: $(VENV)/.dev-installed mosquitto
+	$(PY) -m pytest -m soak --override-ini="addopts=" tests
+
+fuzz: $(VENV)/.dev-installed
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests -k "property or fuzz"
+
+check-config: $(VENV)/.runtime-installed
+	$(PY) -m shared.config check instances/$(INSTANCE_NAME).json
+
+docs: $(VENV)/.runtime-installed
+	$(PY) -m scripts.update_readme
+
+clean:
+	rm -rf data/run .pytest_cache

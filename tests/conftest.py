@@ -1,0 +1,87 @@
+"""Fixtures every test may use: a private broker, free ports, settings from a dict."""
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.config import Settings, settings_from_dict
+from tests.helpers import free_port
+from tests.support.broker import MosquittoBroker
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_INSTANCE = ROOT / "instances" / "sensor_hub_01.json"
+
+
+def example_document() -> dict[str, Any]:
+    """A fresh copy of the example instance, for tests to change."""
+    return json.loads(EXAMPLE_INSTANCE.read_text())
+
+
+@pytest.fixture
+def example_doc() -> dict[str, Any]:
+    return example_document()
+
+
+@pytest.fixture(scope="session")
+def mosquitto_session() -> Iterator[MosquittoBroker]:
+    broker = MosquittoBroker()
+    broker.start()
+    yield broker
+    broker.close()
+
+
+@pytest.fixture
+def mosquitto(mosquitto_session: MosquittoBroker) -> Iterator[MosquittoBroker]:
+    """The session's private broker, running; a test that stops it gets it restarted after."""
+    if not mosquitto_session.running:
+        mosquitto_session.start()
+    yield mosquitto_session
+    if not mosquitto_session.running:
+        mosquitto_session.start()
+
+
+@pytest.fixture
+def fresh_mosquitto() -> Iterator[MosquittoBroker]:
+    """A broker of this test's own (clean retained store), on its own port."""
+    broker = MosquittoBroker()
+    broker.start()
+    yield broker
+    broker.close()
+
+
+@pytest.fixture
+def free_tcp_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Build Settings from the example instance with ``overrides`` deep-merged into it.
+
+    ``make_settings({"config": {"cache_ttl": 1}}, env={"MQTT_PORT": "1884"})``; lists are
+    replaced, not merged. DATA_DIR defaults to the test's tmp_path.
+    """
+
+    def build(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = None,
+              doc: dict[str, Any] | None = None) -> Settings:
+        base = copy.deepcopy(doc) if doc is not None else example_document()
+        merged = deep_merge(base, overrides or {})
+        environment = {"INSTANCE_NAME": merged.get("instance_id", "sensor_hub_01"), "DATA_DIR": str(tmp_path / "data")}
+        environment.update(env or {})
+        return settings_from_dict(merged, environment)
+
+    return build
+
+
+def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_merge(base[key], value)
+        else:
+            base[key] = value
+    return base

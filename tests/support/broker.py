@@ -1,0 +1,109 @@
+"""A private Mosquitto broker on a free loopback port, which tests may stop and restart.
+
+Every test run starts its own broker so that tests can break it on purpose (a broker outage
+is something the bridge must survive) without touching the machine's broker.
+"""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from tests.helpers import free_port, wait_for
+
+MOSQUITTO_CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
+
+
+def find_mosquitto() -> str | None:
+    for candidate in MOSQUITTO_CANDIDATES:
+        found = shutil.which(candidate)
+        if found:
+            return found
+    return None
+
+
+class MosquittoBroker:
+    """A Mosquitto process bound to 127.0.0.1:<port>; ``stop``/``start`` keep the same port."""
+
+    def __init__(self, port: int | None = None, extra_config: str = "", persistence: bool = False):
+        binary = find_mosquitto()
+        if binary is None:
+            raise RuntimeError("mosquitto is not installed (apt-get install mosquitto); `make test` installs it")
+        self.binary = binary
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.workdir = Path(tempfile.mkdtemp(prefix="sensor-hub-mosquitto-"))
+        self.config_path = self.workdir / "mosquitto.conf"
+        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", "log_dest stderr",
+                 "log_type error", "log_type warning", f"persistence {'true' if persistence else 'false'}",
+                 f"persistence_location {self.workdir}/", "max_queued_messages 100000"]
+        self.config_path.write_text("\n".join(lines) + "\n" + extra_config)
+        self.log_path = self.workdir / "mosquitto.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def is_accepting(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def start(self, timeout: float = 10.0) -> None:
+        if self.running:
+            return
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([self.binary, "-c", str(self.config_path)], stdout=log, stderr=log)
+        log.close()
+
+        def up() -> bool:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mosquitto exited: {self.log_path.read_text(errors='replace')[-500:]}")
+            return self.is_accepting()
+
+        # The port can linger in TIME_WAIT after a stop; mosquitto sets SO_REUSEADDR, so it binds.
+        wait_for(up, timeout=timeout, message=f"mosquitto on port {self.port}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout)
+        self.process = None
+        wait_for(lambda: not self.is_accepting(), timeout=timeout, message="mosquitto to stop accepting")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> MosquittoBroker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def wait_until_closed(broker: MosquittoBroker, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while broker.is_accepting() and time.monotonic() < deadline:
+        time.sleep(0.01)
