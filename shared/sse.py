@@ -1,0 +1,540 @@
+"""Server-Sent Events: the publisher behind every service's ``GET /events`` and the follower
+that consumes such a stream (see docs/architecture.md, "Event streams", and docs/events.md).
+
+Wire format, one message per event::
+
+    id: <epoch>-<seq>
+    event: <kind>
+    data: {"type": "<kind>", "timestamp": "...", ...}
+
+``seq`` counts up by one per event; ``epoch`` is new for every publisher object (so for every
+process start). A follower reconnects with ``Last-Event-ID``; the publisher replays what its
+ring still holds, or sends a ``reset`` event telling the follower to resynchronise from a pull.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import random
+import secrets
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+RESET = "reset"
+"""Kind of the per-client event that tells a follower it missed events and must resync."""
+
+
+def now_iso() -> str:
+    """Current time as ISO 8601 with the local timezone offset (the container's ``TZ``)."""
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+def parse_event_id(event_id: str | None) -> tuple[str, int] | None:
+    """``"<epoch>-<seq>"`` -> ``(epoch, seq)``; ``None`` when missing or malformed."""
+    if not event_id:
+        return None
+    epoch, sep, seq = event_id.strip().rpartition("-")
+    if not sep or not epoch or not seq.isdigit():
+        return None
+    return epoch, int(seq)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event of a stream. ``data`` always carries ``type`` and ``timestamp``."""
+
+    id: str
+    epoch: str
+    seq: int
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_sse(self) -> str:
+        return format_message(self.data, event=self.kind, event_id=self.id)
+
+
+def format_message(data: Any, event: str | None = None, event_id: str | None = None) -> str:
+    """One SSE message. Data is JSON; a multi-line payload becomes several ``data:`` lines."""
+    text = data if isinstance(data, str) else json.dumps(data, separators=(", ", ": "), default=str)
+    lines = []
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    if event is not None:
+        lines.append(f"event: {event}")
+    lines.extend(f"data: {line}" for line in text.splitlines() or [""])
+    return "\n".join(lines) + "\n\n"
+
+
+# --------------------------------------------------------------------------- publisher
+
+
+class _Client:
+    """One connected stream: a bounded queue of pre-formatted messages."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.queue: queue.Queue[str | None] = queue.Queue(maxsize=maxsize)
+        self.ended = threading.Event()  # set when dropped or the publisher closes
+
+
+class EventPublisher:
+    """Fans events out to any number of SSE clients without ever waiting for one.
+
+    ``publish()`` is thread-safe and O(clients): it only puts a formatted message into each
+    client's bounded queue. A client whose queue is full is dropped (its stream ends; a
+    reconnect with ``Last-Event-ID`` replays from the ring), so a stalled reader costs the
+    others nothing.
+    """
+
+    def __init__(self, history: int = 1000, client_queue: int = 256, heartbeat_s: float = 5.0,
+                 epoch: str | None = None) -> None:
+        if history < 1 or client_queue < 1 or heartbeat_s <= 0:
+            raise ValueError("history and client_queue must be >= 1 and heartbeat_s > 0")
+        # Epoch: start time plus randomness, so two publishers never share one (no "-" inside).
+        self.epoch = epoch or f"{int(time.time()):x}{secrets.token_hex(3)}"
+        if "-" in self.epoch:
+            raise ValueError("epoch must not contain '-'")
+        self.heartbeat_s = heartbeat_s
+        self._client_queue = client_queue
+        self._lock = threading.Lock()
+        self._ring: deque[Event] = deque(maxlen=history)
+        self._clients: set[_Client] = set()
+        self._seq = 0
+        self._published = 0
+        self._dropped = 0
+        self._connections = 0
+        self._closed = False
+
+    # -- producing
+
+    def publish(self, kind: str, data: dict[str, Any] | None = None) -> Event:
+        """Record and broadcast one event; adds ``type`` and ``timestamp`` when missing."""
+        payload = dict(data or {})
+        payload.setdefault("type", kind)
+        payload.setdefault("timestamp", now_iso())
+        with self._lock:
+            self._seq += 1
+            event = Event(f"{self.epoch}-{self._seq}", self.epoch, self._seq, kind, payload)
+            self._ring.append(event)
+            self._published += 1
+            message = event.to_sse()
+            for client in list(self._clients):
+                try:
+                    client.queue.put_nowait(message)
+                except queue.Full:
+                    self._clients.discard(client)
+                    client.ended.set()
+                    self._dropped += 1
+                    log.warning("dropped a slow event-stream client (queue of %d full)",
+                                self._client_queue)
+        return event
+
+    def close(self) -> None:
+        """End every stream (shutdown). Later connections end at once."""
+        with self._lock:
+            self._closed = True
+            clients, self._clients = self._clients, set()
+        for client in clients:
+            client.ended.set()
+            try:
+                client.queue.put_nowait(None)  # wake a stream waiting for its next message
+            except queue.Full:
+                pass  # it is busy draining and checks ``ended`` before every message
+
+    # -- consuming
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "epoch": self.epoch,
+                "last_id": f"{self.epoch}-{self._seq}",
+                "published": self._published,
+                "clients": len(self._clients),
+                "connections": self._connections,
+                "clients_dropped": self._dropped,
+                "history": len(self._ring),
+            }
+
+    def recent(self) -> list[Event]:
+        """The events still held for replay, oldest first."""
+        with self._lock:
+            return list(self._ring)
+
+    def subscribe(self, last_event_id: str | None = None) -> Iterator[str]:
+        """A generator of SSE text for one client (what ``flask_response`` streams).
+
+        The client is registered now, not when iteration starts, so nothing published in
+        between is lost.
+        """
+        client = _Client(self._client_queue)
+        with self._lock:
+            preamble = self._preamble(last_event_id)
+            if self._closed:
+                client.ended.set()
+            else:
+                self._clients.add(client)
+                self._connections += 1
+        return self._stream(client, preamble)
+
+    def flask_response(self, last_event_id: str | None = None):
+        """A streaming ``flask.Response`` for ``GET /events``.
+
+        Pass ``request.headers.get("Last-Event-ID")``.
+        """
+        from flask import Response  # imported here: followers need no Flask
+
+        stream = self.subscribe(last_event_id)
+        response = Response(stream, mimetype="text/event-stream")
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Accel-Buffering"] = "no"  # tell proxies not to buffer the stream
+        response.call_on_close(stream.close)  # unregister even if never iterated
+        return response
+
+    def _preamble(self, last_event_id: str | None) -> str:
+        """What a new client gets first: replay, a reset, or just the current position.
+
+        Called with the lock held.
+        """
+        current = f"{self.epoch}-{self._seq}"
+        # retry: the reconnect delay browsers should use; the id-only message gives the client
+        # its position, so a reconnect before any event still resumes without loss.
+        position = f"retry: 2000\nid: {current}\n\n"
+        if not last_event_id:
+            return position
+        parsed = parse_event_id(last_event_id)
+        if parsed is None:
+            return self._reset_message("invalid Last-Event-ID", current)
+        epoch, seq = parsed
+        if epoch != self.epoch:
+            return self._reset_message("epoch changed", current)
+        if seq > self._seq:
+            return self._reset_message("Last-Event-ID is ahead of the stream", current)
+        missed = [e for e in self._ring if e.seq > seq]
+        oldest_needed = seq + 1
+        if oldest_needed <= self._seq and (not missed or missed[0].seq != oldest_needed):
+            return self._reset_message("Last-Event-ID is too old for replay", current)
+        if not missed:
+            return position
+        return "retry: 2000\n\n" + "".join(event.to_sse() for event in missed)
+
+    def _reset_message(self, reason: str, current: str) -> str:
+        data = {"type": RESET, "reason": reason, "epoch": self.epoch, "timestamp": now_iso()}
+        return "retry: 2000\n\n" + format_message(data, event=RESET, event_id=current)
+
+    def _stream(self, client: _Client, preamble: str) -> Iterator[str]:
+        try:
+            yield preamble
+            while not client.ended.is_set():
+                try:
+                    message = client.queue.get(timeout=self.heartbeat_s)
+                except queue.Empty:
+                    yield ": heartbeat\n\n"
+                    continue
+                if message is None or client.ended.is_set():
+                    return
+                yield message
+        finally:
+            with self._lock:
+                self._clients.discard(client)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+@dataclass
+class SSEMessage:
+    """One block of an SSE stream that had data or an id. ``data`` is None for an id-only block
+    (per the spec it is not an event, but it moves the last event id)."""
+
+    event: str | None = None
+    data: str | None = None
+    id: str | None = None
+    retry: int | None = None
+
+
+class SSEParser:
+    """Incremental SSE parser (WHATWG rules): feed bytes, get complete messages.
+
+    Handles LF, CR and CRLF line ends even when split across chunks, multi-line data,
+    comments, fields without a value and the optional space after the colon.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._skip_lf = False  # the previous chunk ended with CR: a leading LF belongs to it
+        self._fields = SSEMessage()
+        self._data: list[str] = []
+        self._seen_field = False
+        self.comments = 0
+
+    def feed(self, chunk: bytes) -> list[SSEMessage]:
+        if not chunk:
+            return []
+        if self._skip_lf and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        self._skip_lf = False
+        buffer = self._buffer + chunk
+        messages: list[SSEMessage] = []
+        start = 0
+        while True:
+            cr, lf = buffer.find(b"\r", start), buffer.find(b"\n", start)
+            ends = [i for i in (cr, lf) if i >= 0]
+            if not ends:
+                break
+            end = min(ends)
+            line = buffer[start:end]
+            if buffer[end:end + 1] == b"\r":
+                if end + 1 == len(buffer):
+                    self._skip_lf = True
+                    start = end + 1
+                elif buffer[end + 1:end + 2] == b"\n":
+                    start = end + 2
+                else:
+                    start = end + 1
+            else:
+                start = end + 1
+            message = self._line(line.decode("utf-8", errors="replace"))
+            if message is not None:
+                messages.append(message)
+        self._buffer = buffer[start:]
+        return messages
+
+    def _line(self, line: str) -> SSEMessage | None:
+        if not line:
+            return self._dispatch()
+        if line.startswith(":"):
+            self.comments += 1
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._fields.event = value
+        elif name == "id" and "\0" not in value:
+            self._fields.id = value
+        elif name == "retry" and value.isdigit():
+            self._fields.retry = int(value)
+            return None  # retry alone does not make a message worth reporting
+        else:
+            return None  # unknown fields are ignored, as the spec says
+        self._seen_field = True
+        return None
+
+    def _dispatch(self) -> SSEMessage | None:
+        if not self._seen_field:
+            return None
+        message = self._fields
+        message.data = "\n".join(self._data) if self._data else None
+        self._fields, self._data, self._seen_field = SSEMessage(), [], False
+        return message
+
+
+# --------------------------------------------------------------------------- follower
+
+
+class EventFollower:
+    """Follows a publisher's stream in a daemon thread and survives anything the network does.
+
+    * ``on_event(Event)`` for every event (never twice for the same id, never a ``reset``);
+    * ``on_gap(reason)`` when events were missed (seq jump, new epoch, ``reset`` from the
+      publisher): the consumer must resynchronise from a pull;
+    * ``on_state(connected)`` when the stream comes up or goes down.
+
+    Reconnects with exponential backoff and jitter, sending ``Last-Event-ID``. ``read_timeout``
+    should be a little longer than the publisher's heartbeat so a dead peer is noticed.
+    Callback exceptions are logged, never fatal.
+    """
+
+    def __init__(self, url: str, on_event: Callable[[Event], None],
+                 on_gap: Callable[[str], None] | None = None,
+                 on_state: Callable[[bool], None] | None = None,
+                 backoff: tuple[float, float] = (0.1, 5.0), read_timeout: float = 15.0,
+                 connect_timeout: float = 5.0, name: str | None = None) -> None:
+        import requests  # the follower is the only part that needs it
+
+        self.url = url
+        self.name = name or url
+        self._on_event, self._on_gap, self._on_state = on_event, on_gap, on_state
+        self._backoff = backoff
+        self._timeouts = (connect_timeout, read_timeout)
+        self._session = requests.Session()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._response: Any = None
+        self._thread: threading.Thread | None = None
+        self._position: tuple[str, int] | None = None
+        self.connected = False
+        self.connects = 0
+        self.gaps = 0
+        self.events = 0
+        self.heartbeats = 0
+
+    @property
+    def last_event_id(self) -> str | None:
+        return f"{self._position[0]}-{self._position[1]}" if self._position else None
+
+    def start(self) -> EventFollower:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"follow {self.name}",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop and wait for the thread; returns promptly even while a read is blocked."""
+        self._stop.set()
+        with self._lock:
+            response = self._response
+        if response is not None:
+            _abort(response)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        self._session.close()
+
+    def _run(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            received = False
+            try:
+                received = self._follow_once()
+            except Exception as exc:  # noqa: BLE001 - any failure means: reconnect later
+                if not self._stop.is_set():
+                    level = logging.WARNING if attempt == 0 else logging.DEBUG
+                    log.log(level, "event stream %s: %s", self.name, _describe(exc))
+            finally:
+                with self._lock:
+                    response, self._response = self._response, None
+                if response is not None:
+                    response.close()
+                if self.connected:
+                    self.connected = False
+                    self._call(self._on_state, False)
+            attempt = 0 if received else attempt + 1
+            low, high = self._backoff
+            delay = min(high, low * 2 ** max(attempt - 1, 0)) * random.uniform(0.5, 1.0)
+            self._stop.wait(delay)
+
+    def _follow_once(self) -> bool:
+        """One connection: stream until it ends. True when anything was received."""
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        if self._position is not None:
+            headers["Last-Event-ID"] = self.last_event_id
+        response = self._session.get(self.url, headers=headers, stream=True,
+                                     timeout=self._timeouts)
+        with self._lock:
+            self._response = response
+        if self._stop.is_set():
+            return False
+        if response.status_code != 200:
+            raise ConnectionError(f"HTTP {response.status_code} from {self.url}")
+        self.connected = True
+        self.connects += 1
+        log.info("event stream %s connected", self.name)
+        self._call(self._on_state, True)
+        parser = SSEParser()
+        received = False
+        for chunk in _chunks(response):
+            received = True
+            for message in parser.feed(chunk):
+                self._handle(message)
+            self.heartbeats = parser.comments
+            if self._stop.is_set():
+                break
+        if not self._stop.is_set():
+            log.warning("event stream %s ended; reconnecting", self.name)
+        return received
+
+    def _handle(self, message: SSEMessage) -> None:
+        position = parse_event_id(message.id)
+        kind = message.event or "message"
+        if message.data is None:  # id only: the publisher telling us where the stream is
+            if position is not None:
+                self._check_gap(position)
+            return
+        if kind == RESET:
+            reason = "reset"
+            try:
+                reason = str(json.loads(message.data).get("reason", reason))
+            except (ValueError, AttributeError):
+                pass
+            self._gap(f"reset: {reason}")
+            if position is not None:
+                self._position = position
+            return
+        if position is not None:
+            if self._position == position or (
+                    self._position and position[0] == self._position[0]
+                    and position[1] <= self._position[1]):
+                return  # already delivered (a replay overlapping what we had)
+            self._check_gap(position)
+        try:
+            data = json.loads(message.data)
+        except ValueError:
+            log.warning("event stream %s: data is not JSON: %.200r", self.name, message.data)
+            return
+        if not isinstance(data, dict):
+            data = {"type": kind, "value": data}
+        epoch, seq = position or ("", -1)
+        self.events += 1
+        self._call(self._on_event, Event(message.id or "", epoch, seq, kind, data))
+
+    def _check_gap(self, position: tuple[str, int]) -> None:
+        previous, self._position = self._position, position
+        if previous is None:
+            return
+        if position[0] != previous[0]:
+            self._gap(f"epoch changed ({previous[0]} -> {position[0]})")
+        elif position[1] > previous[1] + 1:
+            self._gap(f"missed {position[1] - previous[1] - 1} events")
+
+    def _gap(self, reason: str) -> None:
+        self.gaps += 1
+        log.warning("event stream %s: gap (%s); consumer resynchronises", self.name, reason)
+        self._call(self._on_gap, reason)
+
+    def _call(self, callback: Callable[..., Any] | None, *args: Any) -> None:
+        if callback is None:
+            return
+        try:
+            callback(*args)
+        except Exception:
+            log.exception("event stream %s: callback %s failed", self.name,
+                          getattr(callback, "__name__", callback))
+
+
+def _chunks(response: Any) -> Iterator[bytes]:
+    """Bytes as they arrive (``read1``), not waiting for a full buffer or the end."""
+    raw = response.raw
+    while True:
+        chunk = raw.read1(65536) if hasattr(raw, "read1") else raw.read(1)
+        if not chunk:
+            return
+        yield chunk
+
+
+def _abort(response: Any) -> None:
+    """Wake a thread blocked reading ``response``: shut the socket down, then close."""
+    sock = getattr(getattr(response.raw, "_connection", None), "sock", None)
+    if isinstance(sock, socket.socket):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    try:
+        response.close()
+    except Exception as exc:  # noqa: BLE001 - best effort while another thread reads
+        log.debug("closing an event stream: %s", exc)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 300 else text[:300] + "..."

@@ -1,0 +1,438 @@
+"""SSE publisher and follower over real HTTP servers on loopback."""
+from __future__ import annotations
+
+import socket
+import threading
+from datetime import datetime
+
+import pytest
+import requests
+from flask import Flask, request
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.server import run_in_thread
+from shared.sse import Event, EventFollower, EventPublisher, SSEParser, parse_event_id
+from tests.helpers import free_port, wait_for
+
+
+def events_app(publisher: EventPublisher) -> Flask:
+    app = Flask(__name__)
+
+    @app.get("/events")
+    def events():
+        return publisher.flask_response(request.headers.get("Last-Event-ID"))
+
+    return app
+
+
+class Recorder:
+    """Collects what a follower reports, thread-safely."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.events: list[Event] = []
+        self.gaps: list[str] = []
+        self.states: list[bool] = []
+
+    def on_event(self, event: Event) -> None:
+        with self.lock:
+            self.events.append(event)
+
+    def on_gap(self, reason: str) -> None:
+        with self.lock:
+            self.gaps.append(reason)
+
+    def on_state(self, connected: bool) -> None:
+        with self.lock:
+            self.states.append(connected)
+
+    def seqs(self) -> list[int]:
+        with self.lock:
+            return [e.seq for e in self.events]
+
+    def follower(self, url: str, **kwargs) -> EventFollower:
+        kwargs.setdefault("backoff", (0.02, 0.2))
+        kwargs.setdefault("read_timeout", 10.0)
+        return EventFollower(url + "/events", self.on_event, on_gap=self.on_gap,
+                             on_state=self.on_state, **kwargs)
+
+
+@pytest.fixture
+def follow():
+    """Start followers and always stop them."""
+    started: list[EventFollower] = []
+
+    def _start(follower: EventFollower) -> EventFollower:
+        started.append(follower)
+        return follower.start()
+
+    yield _start
+    for follower in started:
+        follower.stop()
+
+
+@pytest.fixture
+def served():
+    """Serve apps on loopback and always stop them."""
+    servers = []
+
+    def _serve(app, port: int = 0):
+        server = run_in_thread(app, port=port)
+        servers.append(server)
+        return server
+
+    yield _serve
+    for server in servers:
+        server.stop()
+
+
+# ---------------------------------------------------------------- publisher (no network)
+
+
+def test_publish_adds_type_and_timestamp_with_timezone():
+    publisher = EventPublisher()
+    event = publisher.publish("state", {"device_id": "t1", "state": {"temperature": 21.5}})
+    assert event.kind == "state" and event.seq == 1
+    assert event.id == f"{publisher.epoch}-1"
+    assert event.data["type"] == "state"
+    assert datetime.fromisoformat(event.data["timestamp"]).tzinfo is not None
+    kept = publisher.publish("event", {"type": "custom", "timestamp": "2024-01-01T00:00:00+00:00"})
+    assert kept.data["type"] == "custom" and kept.data["timestamp"].startswith("2024")
+    assert publisher.stats()["published"] == 2
+
+
+def test_publish_from_many_threads_gives_unique_consecutive_seqs():
+    publisher = EventPublisher(history=1000)
+    threads = [threading.Thread(target=lambda: [publisher.publish("state", {}) for _ in range(100)])
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [e.seq for e in publisher.recent()] == list(range(1, 401))
+
+
+def preamble(publisher: EventPublisher, last_event_id: str | None) -> list:
+    stream = publisher.subscribe(last_event_id)
+    try:
+        return SSEParser().feed(next(stream).encode())
+    finally:
+        stream.close()
+
+
+def test_subscribe_replays_missed_events_of_the_same_epoch():
+    publisher = EventPublisher(history=10)
+    for n in range(5):
+        publisher.publish("state", {"n": n})
+    messages = preamble(publisher, f"{publisher.epoch}-2")
+    assert [m.id for m in messages] == [f"{publisher.epoch}-{s}" for s in (3, 4, 5)]
+    assert [m.event for m in messages] == ["state"] * 3
+
+
+@pytest.mark.parametrize("last_id, reason", [
+    ("otherepoch-3", "epoch changed"),
+    ("garbage", "invalid"),
+    ("{epoch}-99", "ahead"),
+    ("{epoch}-1", "too old"),
+])
+def test_subscribe_sends_reset_when_replay_is_impossible(last_id, reason):
+    publisher = EventPublisher(history=3)
+    for n in range(10):
+        publisher.publish("state", {"n": n})
+    messages = preamble(publisher, last_id.format(epoch=publisher.epoch))
+    assert len(messages) == 1
+    assert messages[0].event == "reset"
+    assert reason in messages[0].data
+    assert f'"epoch": "{publisher.epoch}"' in messages[0].data
+    assert messages[0].id == f"{publisher.epoch}-10"  # where to resume after resynchronising
+
+
+def test_subscribe_without_id_tells_the_current_position():
+    publisher = EventPublisher()
+    publisher.publish("state", {})
+    (message,) = preamble(publisher, None)
+    assert message.data is None and message.id == f"{publisher.epoch}-1"
+
+
+def test_full_queue_drops_the_client_and_ends_its_stream():
+    publisher = EventPublisher(client_queue=2)
+    stream = publisher.subscribe()
+    next(stream)
+    for _ in range(3):
+        publisher.publish("state", {})
+    assert publisher.stats()["clients_dropped"] == 1
+    assert publisher.stats()["clients"] == 0
+    assert list(stream) == []  # ended, not drained
+
+
+def test_close_ends_streams_and_refuses_new_ones():
+    publisher = EventPublisher()
+    stream = publisher.subscribe()
+    next(stream)
+    publisher.close()
+    assert list(stream) == []
+    late = publisher.subscribe()
+    assert len(list(late)) == 1  # only the preamble
+    assert publisher.stats()["clients"] == 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def test_parser_multiline_data_comments_and_fields():
+    stream = (b": hello\n"
+              b"id: e-1\nevent: state\ndata: {\"a\":\ndata:  1}\n\n"
+              b"data:no-space\nunknown: x\n\n"
+              b"id: e-2\n\n"
+              b"retry: 1500\ndata\n\n")
+    parser = SSEParser()
+    messages = parser.feed(stream)
+    assert parser.comments == 1
+    assert (messages[0].id, messages[0].event, messages[0].data) == ("e-1", "state", '{"a":\n 1}')
+    assert (messages[1].event, messages[1].data) == (None, "no-space")
+    assert (messages[2].id, messages[2].data) == ("e-2", None)
+    assert (messages[3].retry, messages[3].data) == (1500, "")
+
+
+def test_parser_crlf_and_cr_line_ends():
+    for newline in (b"\r\n", b"\r"):
+        text = b"id: x-1\nevent: e\ndata: one\ndata: two\n\n".replace(b"\n", newline)
+        (message,) = SSEParser().feed(text)
+        assert (message.id, message.event, message.data) == ("x-1", "e", "one\ntwo")
+
+
+def test_parser_crlf_split_between_chunks_is_one_line_end():
+    parser = SSEParser()
+    assert parser.feed(b"data: a\r") == []
+    assert parser.feed(b"\ndata: b\r") == []  # a second blank line here would split the message
+    (message,) = parser.feed(b"\n\r\n")
+    assert message.data == "a\nb"
+
+
+def test_parser_utf8_split_inside_a_character():
+    raw = 'data: {"t": "21.5 °C"}\n\n'.encode()
+    cut = raw.index("°".encode()) + 1
+    parser = SSEParser()
+    assert parser.feed(raw[:cut]) == []
+    (message,) = parser.feed(raw[cut:])
+    assert message.data == '{"t": "21.5 °C"}'
+
+
+@settings(max_examples=60, deadline=None)
+@given(newline=st.sampled_from([b"\n", b"\r\n", b"\r"]), cuts=st.lists(st.integers(0, 200), max_size=8))
+def test_parser_result_does_not_depend_on_chunking(newline, cuts):
+    text = (b": hb\nid: a-1\nevent: state\ndata: {\"x\": 1}\ndata: more\n\n"
+            b"id: a-2\n\n: hb\ndata: last\n\n").replace(b"\n", newline)
+    whole = [vars(m) for m in SSEParser().feed(text)]
+    parser, got, start = SSEParser(), [], 0
+    for cut in sorted(c % (len(text) + 1) for c in cuts):
+        got += [vars(m) for m in parser.feed(text[start:cut])]
+        start = cut
+    got += [vars(m) for m in parser.feed(text[start:])]
+    assert got == whole and len(whole) == 3
+
+
+def test_parse_event_id():
+    assert parse_event_id("abc-12") == ("abc", 12)
+    assert parse_event_id("a-b-3") == ("a-b", 3)
+    assert parse_event_id("abc") is None and parse_event_id("-3") is None
+    assert parse_event_id(None) is None and parse_event_id("abc-x") is None
+
+
+# ---------------------------------------------------------------- over HTTP
+
+
+def test_events_response_headers(served):
+    publisher = EventPublisher(heartbeat_s=0.2)
+    server = served(events_app(publisher))
+    with requests.get(server.url + "/events", stream=True, timeout=10) as response:
+        assert response.status_code == 200
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        assert response.headers["Cache-Control"] == "no-cache"
+        assert response.headers["X-Accel-Buffering"] == "no"
+    publisher.close()
+
+
+def test_follower_receives_published_events(served, follow):
+    publisher = EventPublisher(heartbeat_s=0.5)
+    server = served(events_app(publisher))
+    rec = Recorder()
+    follower = follow(rec.follower(server.url))
+    wait_for(lambda: publisher.stats()["clients"] == 1, message="follower connected")
+    assert rec.states == [True]
+    for n in range(3):
+        publisher.publish("state", {"device_id": f"d{n}", "state": {"n": n}})
+    wait_for(lambda: len(rec.events) == 3, message="3 events received")
+    assert rec.seqs() == [1, 2, 3]
+    assert [e.data["device_id"] for e in rec.events] == ["d0", "d1", "d2"]
+    assert all(e.kind == "state" and e.epoch == publisher.epoch for e in rec.events)
+    assert rec.gaps == []
+    assert follower.last_event_id == f"{publisher.epoch}-3"
+
+
+def test_follower_resumes_after_restart_without_loss_or_duplicates(served, follow):
+    publisher = EventPublisher(heartbeat_s=0.5)
+    port = free_port()
+    server = served(events_app(publisher), port=port)
+    rec = Recorder()
+    follower = follow(rec.follower(server.url))
+    wait_for(lambda: follower.connected, message="connected")
+    publisher.publish("state", {"n": 1})
+    publisher.publish("state", {"n": 2})
+    wait_for(lambda: len(rec.events) == 2)
+
+    server.stop()
+    wait_for(lambda: not follower.connected, message="follower noticed the server is gone")
+    for n in range(3, 6):
+        publisher.publish("state", {"n": n})  # while nobody can connect
+
+    served(events_app(publisher), port=port)
+    wait_for(lambda: len(rec.events) == 5, message="missed events replayed")
+    publisher.publish("state", {"n": 6})
+    wait_for(lambda: len(rec.events) == 6)
+    assert rec.seqs() == [1, 2, 3, 4, 5, 6]
+    assert [e.data["n"] for e in rec.events] == [1, 2, 3, 4, 5, 6]
+    assert rec.gaps == []
+    assert rec.states == [True, False, True]
+    assert follower.connects == 2
+
+
+def test_new_epoch_triggers_gap(served, follow):
+    old = EventPublisher(heartbeat_s=0.5)
+    port = free_port()
+    server = served(events_app(old), port=port)
+    rec = Recorder()
+    follower = follow(rec.follower(server.url))
+    wait_for(lambda: follower.connected)
+    old.publish("state", {"n": 1})
+    wait_for(lambda: len(rec.events) == 1)
+    server.stop()
+
+    new = EventPublisher(heartbeat_s=0.5)  # the publishing process restarted
+    new.publish("state", {"n": "lost"})
+    served(events_app(new), port=port)
+    wait_for(lambda: rec.gaps, message="gap reported")
+    assert "epoch changed" in rec.gaps[0]
+    new.publish("state", {"n": 2})
+    wait_for(lambda: len(rec.events) == 2)
+    assert rec.events[-1].epoch == new.epoch and rec.events[-1].seq == 2
+    assert len(rec.gaps) == 1
+
+
+def test_too_old_resume_point_triggers_gap(served, follow):
+    publisher = EventPublisher(history=2, heartbeat_s=0.5)
+    port = free_port()
+    server = served(events_app(publisher), port=port)
+    rec = Recorder()
+    follower = follow(rec.follower(server.url))
+    wait_for(lambda: follower.connected)
+    server.stop()
+    wait_for(lambda: not follower.connected)
+    for n in range(5):
+        publisher.publish("state", {"n": n})
+    served(events_app(publisher), port=port)
+    wait_for(lambda: rec.gaps, message="gap reported")
+    assert "too old" in rec.gaps[0]
+    assert rec.events == []  # nothing half-replayed: the consumer resyncs from a pull
+    publisher.publish("state", {"n": 5})
+    wait_for(lambda: rec.events)
+    assert rec.seqs() == [6] and len(rec.gaps) == 1
+
+
+def stalled_client(url: str) -> socket.socket:
+    """A client that asks for the stream and then never reads."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fill up sooner
+    sock.connect((host, int(port)))
+    sock.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+    return sock
+
+
+def test_stalled_client_is_dropped_without_blocking_publish_or_others(served, follow):
+    publisher = EventPublisher(client_queue=4, heartbeat_s=0.5)
+    server = served(events_app(publisher))
+    rec = Recorder()
+    follower = follow(rec.follower(server.url))
+    wait_for(lambda: follower.connected)
+    stalled = stalled_client(server.url)
+    try:
+        wait_for(lambda: publisher.stats()["clients"] == 2, message="both clients connected")
+        blob = "x" * 65536  # big events fill the socket buffers quickly
+        published = 0
+        while publisher.stats()["clients_dropped"] == 0:
+            assert published < 1000, "the stalled client was never dropped"
+            publisher.publish("state", {"n": published, "blob": blob})
+            published += 1
+            # The healthy follower keeps up (it is paced by this wait, not by a sleep).
+            wait_for(lambda n=published: len(rec.events) == n, message=f"event {published}")
+        for n in range(published + 1, published + 6):  # the others still get everything
+            publisher.publish("state", {"n": n})
+            wait_for(lambda n=n: len(rec.events) == n)
+    finally:
+        stalled.close()
+    assert rec.seqs() == list(range(1, published + 6))
+    assert rec.gaps == []
+    assert publisher.stats()["clients_dropped"] == 1
+    assert publisher.stats()["clients"] == 1
+
+
+def test_heartbeats_arrive(served, follow):
+    publisher = EventPublisher(heartbeat_s=0.1)
+    server = served(events_app(publisher))
+    rec = Recorder()
+    follower = follow(rec.follower(server.url))
+    wait_for(lambda: follower.heartbeats >= 3, message="three heartbeats")
+    assert rec.events == [] and follower.connects == 1
+
+
+def test_read_timeout_notices_a_silent_peer(served, follow):
+    publisher = EventPublisher(heartbeat_s=60)  # never beats within the test
+    server = served(events_app(publisher))
+    rec = Recorder()
+    follower = follow(rec.follower(server.url, read_timeout=0.3))
+    wait_for(lambda: follower.connects >= 2, message="reconnect after silence")
+    assert False in rec.states
+
+
+def test_stop_returns_while_blocked_reading(served):
+    publisher = EventPublisher(heartbeat_s=60)
+    server = served(events_app(publisher))
+    rec = Recorder()
+    follower = rec.follower(server.url, read_timeout=60).start()
+    wait_for(lambda: follower.connected)
+    follower.stop(timeout=10)
+    assert not follower._thread.is_alive()
+    assert rec.states == [True, False]
+
+
+def test_callback_exception_does_not_kill_the_follower(served, follow):
+    publisher = EventPublisher(heartbeat_s=0.5)
+    server = served(events_app(publisher))
+    seen = []
+
+    def on_event(event: Event) -> None:
+        seen.append(event.seq)
+        if event.seq == 1:
+            raise RuntimeError("consumer bug")
+
+    follower = follow(EventFollower(server.url + "/events", on_event, backoff=(0.02, 0.2)))
+    wait_for(lambda: follower.connected)
+    publisher.publish("state", {})
+    publisher.publish("state", {})
+    wait_for(lambda: seen == [1, 2])
+    assert follower.connects == 1
+
+
+def test_follower_retries_until_the_server_appears(served, follow):
+    port = free_port()
+    rec = Recorder()
+    follower = follow(rec.follower(f"http://127.0.0.1:{port}"))
+    publisher = EventPublisher(heartbeat_s=0.5)
+    publisher.publish("state", {"n": 1})  # before the follower ever connected: not replayed
+    served(events_app(publisher), port=port)
+    wait_for(lambda: follower.connected, message="connected once the server is up")
+    publisher.publish("state", {"n": 2})
+    wait_for(lambda: rec.events)
+    assert rec.seqs() == [2] and rec.gaps == []
