@@ -522,17 +522,30 @@ def _chunks(response: Any) -> Iterator[bytes]:
 
 
 def _abort(response: Any) -> None:
-    """Wake a thread blocked reading ``response``: shut the socket down, then close."""
-    sock = getattr(getattr(response.raw, "_connection", None), "sock", None)
-    if isinstance(sock, socket.socket):
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+    """Wake a thread blocked reading ``response`` by shutting its socket down.
+
+    Closing the response from another thread would wait for the reader's buffer lock, i.e.
+    for the read timeout; a socket shutdown makes the blocked read return at once.
+    """
+    sock = _socket_of(response)
+    if sock is None:
+        response.close()  # last resort: returns when the reader's timeout fires
+        return
     try:
-        response.close()
-    except Exception as exc:  # noqa: BLE001 - best effort while another thread reads
-        log.debug("closing an event stream: %s", exc)
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+
+
+def _socket_of(response: Any) -> socket.socket | None:
+    raw = response.raw
+    sock = getattr(getattr(raw, "_connection", None), "sock", None)
+    if not isinstance(sock, socket.socket):
+        # http.client hands the socket to the response: _fp (HTTPResponse).fp (buffered
+        # SocketIO).raw._sock
+        fp = getattr(getattr(raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
 
 
 def _describe(exc: BaseException) -> str:
