@@ -1,0 +1,73 @@
+"""The files the IoT2MQTT platform reads: setup.json produces a valid instance; manifest and
+container files name programs that exist."""
+from __future__ import annotations
+
+import configparser
+import json
+
+import pytest
+
+from shared.config import DEVICE_TYPES, validate_document
+from tests.conftest import ROOT
+from tests.support.setup_flow import default_answers, render_instance
+
+
+def _flow() -> dict:
+    setup = json.loads((ROOT / "setup.json").read_text())
+    return next(f for f in setup["flows"] if f.get("default"))
+
+
+def test_setup_flow_with_default_answers_produces_a_valid_instance():
+    flow = _flow()
+    answers = default_answers(flow)
+    answers["details"]["instance_id"] = "sensor_hub_02"
+    doc = render_instance(flow, answers)
+    assert validate_document(doc, instance_name="sensor_hub_02") == []
+    assert {d["type"] for d in doc["devices"]} >= {"temperature", "motion", "window", "led"}
+
+
+@pytest.mark.parametrize("board_id,port", [("hall_board", "/dev/serial/by-id/usb-Espressif-if00"),
+                                           ("attic", "socket://127.0.0.1:7000")])
+def test_setup_flow_with_other_answers_stays_valid(board_id: str, port: str):
+    flow = _flow()
+    answers = default_answers(flow)
+    answers["details"].update(instance_id="attic_hub", friendly_name="Attic")
+    answers["board"].update(board_id=board_id, port=port, has_window=False, baudrate=57600)
+    doc = render_instance(flow, answers)
+    assert validate_document(doc, instance_name="attic_hub") == []
+    window = next(d for d in doc["devices"] if d["type"] == "window")
+    assert window["enabled"] is False and window["device_id"] == f"{board_id}_window"
+
+
+def test_setup_flow_rejects_a_bad_board_id_through_the_schema():
+    flow = _flow()
+    answers = default_answers(flow)
+    answers["details"]["instance_id"] = "sensor_hub_02"
+    answers["board"]["board_id"] = "living room"
+    problems = validate_document(render_instance(flow, answers), instance_name="sensor_hub_02")
+    assert any(p.startswith("config.serial_ports[0].board_id: \"living room\" is not valid") for p in problems)
+
+
+def test_manifest_matches_the_schema_and_the_code():
+    manifest = json.loads((ROOT / "manifest.json").read_text())
+    assert tuple(manifest["device_types"]) == DEVICE_TYPES
+    for service in manifest["services"]:
+        if service["status"] == "available":
+            module = service["command"].split()[-1]
+            path = ROOT / (module if module.endswith(".py") else module.replace(".", "/") + "/__main__.py")
+            assert path.exists(), f"manifest says {service['name']} is available but {path} is missing"
+
+
+def test_container_supervisord_config_runs_only_programs_that_exist():
+    parser = configparser.RawConfigParser()
+    parser.read(ROOT / "supervisord.conf")
+    programs = [s for s in parser.sections() if s.startswith("program:")]
+    assert programs, "supervisord.conf has no programs"
+    for section in programs:
+        command = parser.get(section, "command").split()
+        target = command[-1]
+        path = ROOT / (target if target.endswith(".py") else target.replace(".", "/") + "/__main__.py")
+        assert path.exists(), f"{section} runs {target}, which does not exist"
+        assert parser.get(section, "stdout_logfile") == "/dev/stdout"
+        assert parser.get(section, "stdout_logfile_maxbytes") == "0"
+    assert parser.get("supervisord", "nodaemon") == "true"

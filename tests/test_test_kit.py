@@ -1,0 +1,69 @@
+"""The test kit itself: the private broker restarts on its port; wait_for keeps its promises."""
+from __future__ import annotations
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from tests.helpers import WaitTimeout, wait_for
+from tests.support.broker import MosquittoBroker
+
+
+def _connect(port: int, name: str) -> mqtt.Client:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"kit-{name}-{port}")
+    client.connect("127.0.0.1", port, keepalive=10)
+    client.loop_start()
+    return client
+
+
+def test_private_broker_stops_and_restarts_on_the_same_port(fresh_mosquitto: MosquittoBroker):
+    port = fresh_mosquitto.port
+    received: list[bytes] = []
+    subscriber = _connect(port, "sub")
+    subscriber.on_message = lambda c, u, m: received.append(m.payload)
+    subscriber.subscribe("kit/#", qos=1)
+    publisher = _connect(port, "pub")
+    try:
+        wait_for(lambda: publisher.is_connected() and subscriber.is_connected(), timeout=10)
+        publisher.publish("kit/a", b"before", qos=1)
+        wait_for(lambda: b"before" in received, timeout=10)
+
+        fresh_mosquitto.stop()
+        assert not fresh_mosquitto.is_accepting()
+        wait_for(lambda: not publisher.is_connected(), timeout=10)
+        fresh_mosquitto.start()
+        assert fresh_mosquitto.port == port and fresh_mosquitto.is_accepting()
+
+        # paho reconnects by itself; the subscription must be made again on the fresh broker.
+        wait_for(lambda: subscriber.is_connected() and publisher.is_connected(), timeout=20)
+        subscriber.subscribe("kit/#", qos=1)
+
+        def delivered() -> bool:
+            publisher.publish("kit/b", b"after", qos=1)
+            return wait_for(lambda: b"after" in received, timeout=1)
+
+        wait_for(lambda: _try(delivered), timeout=20)
+    finally:
+        for client in (subscriber, publisher):
+            client.loop_stop()
+            client.disconnect()
+
+
+def _try(fn) -> bool:
+    try:
+        return bool(fn())
+    except WaitTimeout:
+        return False
+
+
+def test_wait_for_returns_the_value_and_reports_timeouts():
+    assert wait_for(lambda: 42, timeout=1) == 42
+    with pytest.raises(WaitTimeout, match="the answer"):
+        wait_for(lambda: False, timeout=0.05, message="the answer")
+    with pytest.raises(WaitTimeout, match="ZeroDivisionError"):
+        wait_for(lambda: 1 / 0, timeout=0.05)
+
+
+def test_make_settings_overlays_the_example(make_settings):
+    settings = make_settings({"config": {"cache_ttl": 2}}, env={"MQTT_PORT": "1999"})
+    assert settings.cache_ttl == 2 and settings.mqtt.port == 1999
+    assert settings.boards[0].board_id == "living_room_esp32"
