@@ -28,37 +28,48 @@ DEFAULT_THREADS = 64
 def gunicorn_options(host: str, port: int, threads: int = DEFAULT_THREADS,
                      access_log: bool = False, log_level: str = "info") -> dict[str, Any]:
     """The gunicorn settings every service runs with."""
-    options: dict[str, Any] = {
-        "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
-        "workers": 1,  # one process: a serial port can be opened only once
+    from gunicorn import glogging
+
+    class _PropagatingLogger(glogging.Logger):
+        """gunicorn's own lines go through the root handler of shared.logs (one format,
+        service name, redaction) instead of gunicorn's handlers."""
+
+        def setup(self, cfg: Any) -> None:
+            self.error_log.propagate = True
+            self.error_log.setLevel(self.LOG_LEVELS.get(cfg.loglevel.lower(), logging.INFO))
+            self.access_log.propagate = True
+            self.access_log.setLevel(logging.INFO)
+
+    return {
+        "bind": [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"],
+        "workers": 1,  # one process: a serial port can be opened only once; caches live in memory
         "worker_class": "gthread",
         "threads": threads,
-        # SSE streams never finish on their own; do not wait long for them on shutdown.
+        # SSE streams never finish on their own: do not wait long for them on shutdown.
         "graceful_timeout": 3,
         # gthread workers heartbeat from their main loop, so long streams do not trip this.
         "timeout": 30,
         "keepalive": 5,
         "loglevel": log_level.lower(),
         "accesslog": "-" if access_log else None,
-        "errorlog": "-",
-        # Our handlers (shared.logs) format everything; gunicorn must not install its own.
-        "logconfig_dict": {"version": 1, "disable_existing_loggers": False,
-                           "root": {"level": log_level.upper()}},
-        "proc_name": None,
+        "logger_class": _PropagatingLogger,
     }
-    return options
 
 
 def serve(app_factory: Callable[[Any], Any], settings: Any, service_name: str,
           threads: int = DEFAULT_THREADS, access_log: bool = False) -> None:
     """Run ``app_factory(settings)`` under gunicorn on ``settings.service(service_name)``.
 
-    Blocks until gunicorn exits (SIGTERM/SIGINT stop it gracefully).
+    Blocks until gunicorn exits (SIGTERM/SIGINT stop it gracefully). The app is built in the
+    worker process, so threads it starts live there.
     """
     from gunicorn.app.base import BaseApplication
 
-    level = getattr(settings, "log_level", "INFO")
-    setup_logging(service_name, level=level, fmt=getattr(settings, "log_format", "human"))
+    level = str(getattr(settings, "log_level", "INFO"))
+    fmt = str(getattr(settings, "log_format", "human"))
+    password = getattr(getattr(settings, "mqtt", None), "password", None)
+    secrets = [password] if password else []
+    setup_logging(service_name, level=level, fmt=fmt, secrets=secrets)
     address = settings.service(service_name)
     options = gunicorn_options(address.host, address.port, threads, access_log, level)
     options["proc_name"] = service_name
@@ -69,13 +80,10 @@ def serve(app_factory: Callable[[Any], Any], settings: Any, service_name: str,
                 if value is not None:
                     self.cfg.set(key, value)
 
-        def load(self):
-            # Built in the worker (after fork), so threads the app starts live in the worker.
-            setup_logging(service_name, level=level,
-                          fmt=getattr(settings, "log_format", "human"))
+        def load(self) -> Any:
             return app_factory(settings)
 
-    log.info("%s listening on %s:%s (gunicorn, %d threads)", service_name, address.host,
+    log.info("%s starting on %s:%s (gunicorn gthread, %d threads)", service_name, address.host,
              address.port, threads)
     _Application().run()
 

@@ -1,0 +1,139 @@
+"""The gunicorn launcher (in a subprocess) and the in-process test server."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+from flask import Flask
+
+from shared.server import gunicorn_options, run_in_thread
+from shared.sse import EventFollower
+from tests.helpers import free_port, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SERVICE = textwrap.dedent("""
+    import sys
+    from types import SimpleNamespace
+    from flask import Flask, request
+    from shared.server import serve
+    from shared.sse import EventPublisher
+
+    def create_app(settings):
+        app = Flask("demo")
+        publisher = EventPublisher(heartbeat_s=0.5)
+
+        @app.get("/health")
+        def health():
+            return {"status": "ok"}
+
+        @app.get("/events")
+        def events():
+            return publisher.flask_response(request.headers.get("Last-Event-ID"))
+
+        @app.post("/publish")
+        def publish():
+            return {"id": publisher.publish("state", request.get_json()).id}
+
+        return app
+
+    port = int(sys.argv[1])
+    settings = SimpleNamespace(
+        log_level="INFO", log_format="json",
+        mqtt=SimpleNamespace(password="hunter2-secret"),
+        service=lambda name: SimpleNamespace(name=name, host="127.0.0.1", port=port),
+    )
+    serve(create_app, settings, "demo_service", threads=8)
+""")
+
+
+@pytest.fixture
+def gunicorn_service():
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-c", SERVICE, str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc, f"http://127.0.0.1:{port}"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def test_serve_runs_the_app_under_gunicorn_and_streams_events(gunicorn_service):
+    proc, url = gunicorn_service
+    response = wait_for(lambda: requests.get(url + "/health", timeout=2), timeout=30,
+                        message="gunicorn serving /health")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+    # Streaming works through gthread (no buffering between publish and client).
+    received = []
+    follower = EventFollower(url + "/events", received.append, backoff=(0.05, 0.5)).start()
+    try:
+        wait_for(lambda: follower.connected)
+        requests.post(url + "/publish", json={"device_id": "t1"}, timeout=5).raise_for_status()
+        wait_for(lambda: received, message="event through gunicorn")
+        assert received[0].data["device_id"] == "t1"
+    finally:
+        follower.stop()
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    err = proc.stderr.read()
+    lines = [line for line in err.splitlines() if line.startswith("{")]
+    assert lines, err  # json format, as settings asked
+    assert any('"service": "demo_service"' in line for line in lines)
+    assert any("gunicorn.error" in line for line in lines)  # gunicorn's lines use our format
+    assert "hunter2-secret" not in err
+
+
+def test_gunicorn_options_one_worker_gthread():
+    options = gunicorn_options("127.0.0.1", 5003)
+    assert options["workers"] == 1 and options["worker_class"] == "gthread"
+    assert options["threads"] >= 32 and options["bind"] == ["127.0.0.1:5003"]
+    assert options["accesslog"] is None
+    assert gunicorn_options("::1", 5003)["bind"] == ["[::1]:5003"]
+
+
+def test_run_in_thread_serves_and_stops():
+    app = Flask(__name__)
+    app.add_url_rule("/ping", "ping", lambda: "pong")
+    server = run_in_thread(app)
+    assert requests.get(server.url + "/ping", timeout=5).text == "pong"
+    server.stop()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(server.url + "/ping", timeout=5)
+
+
+def test_run_in_thread_stop_cuts_open_streams():
+    release = threading.Event()
+
+    def slow():
+        yield "start\n"
+        release.wait(30)
+        yield "never\n"
+
+    app = Flask(__name__)
+    app.add_url_rule("/slow", "slow", lambda: app.response_class(slow()))
+    server = run_in_thread(app)
+    try:
+        with requests.get(server.url + "/slow", stream=True, timeout=10) as response:
+            chunks = response.iter_content(chunk_size=None)
+            assert next(chunks) == b"start\n"
+            server.stop()
+            with pytest.raises(requests.exceptions.ChunkedEncodingError):
+                list(chunks)  # the connection was cut, not completed
+    finally:
+        release.set()
