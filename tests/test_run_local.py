@@ -1,0 +1,101 @@
+"""`make run`: the generated supervisord config, and the whole connector started end to end."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+import requests
+
+from scripts.run_local import plan, supervisord_config
+from shared.config import load_settings
+from tests.conftest import ROOT, example_document
+from tests.helpers import free_port, wait_for
+
+
+def _instance(tmp_path: Path) -> dict[str, str]:
+    doc = example_document()
+    doc["config"]["serial_ports"][0]["port"] = str(tmp_path / "tty" / "living_room_esp32")
+    for name in doc["config"]["services"]:
+        doc["config"]["services"][name]["port"] = free_port()
+    (tmp_path / "instances").mkdir()
+    (tmp_path / "instances" / "sensor_hub_01.json").write_text(json.dumps(doc))
+    return {"INSTANCE_NAME": "sensor_hub_01", "INSTANCES_DIR": str(tmp_path / "instances"),
+            "DATA_DIR": str(tmp_path / "data"), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+
+
+def test_plan_starts_what_exists_and_says_what_it_does_not(tmp_path: Path):
+    env = _instance(tmp_path)
+    settings = load_settings(env)
+    the_plan = plan(settings, env)
+    names = [p.name for p in the_plan.programs]
+    assert names[0] == "mosquitto"
+    assert "emulator-living_room_esp32" in names
+    for service in ("serial_handler", "state_aggregator", "http_poller", "ml_inference"):
+        built = (ROOT / "services" / service / "__main__.py").exists()
+        assert (service in names) == built
+        if not built:
+            assert any(n.startswith(f"{service}: not started") for n in the_plan.notes)
+    config = supervisord_config(the_plan)
+    assert "[program:mosquitto]" in config and "stdout_logfile_maxbytes=0" in config
+    assert f'MQTT_PORT="{the_plan.mqtt_port}"' in config
+
+
+def test_plan_uses_the_configured_broker_and_real_devices(tmp_path: Path):
+    env = _instance(tmp_path) | {"MQTT_HOST": "127.0.0.1", "MQTT_PORT": "1999"}
+    settings = load_settings(env)
+    the_plan = plan(settings, env)
+    assert "mosquitto" not in [p.name for p in the_plan.programs]
+    assert the_plan.mqtt_port == 1999
+    no_emulation = plan(settings, env | {"EMULATE": "0"})
+    assert not [p for p in no_emulation.programs if p.name.startswith("emulator-")]
+
+
+def test_invalid_config_stops_the_start_with_the_field_named(tmp_path: Path):
+    env = _instance(tmp_path)
+    path = tmp_path / "instances" / "sensor_hub_01.json"
+    doc = json.loads(path.read_text())
+    doc["config"]["serial_ports"][0]["baudrate"] = 11520
+    path.write_text(json.dumps(doc))
+    result = subprocess.run([sys.executable, "-m", "scripts.run_local"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "config.serial_ports[0].baudrate: 11520 is not one of" in result.stderr
+
+
+@pytest.mark.slow
+def test_make_run_brings_the_connector_up_end_to_end(tmp_path: Path):
+    if not (ROOT / "mqtt_bridge.py").exists() or not (ROOT / "services" / "state_aggregator").exists():
+        pytest.fail("make run must start the aggregator and the bridge; they are missing")
+    env = _instance(tmp_path)
+    settings = load_settings(env)
+    the_plan = plan(settings, env)  # only to learn the broker port it will pick
+    process = subprocess.Popen([sys.executable, "-m", "scripts.run_local"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    aggregator = settings.service("state_aggregator").url
+    statuses: list[bytes] = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="run-local-test")
+    try:
+        def devices_online() -> bool:
+            devices = requests.get(f"{aggregator}/devices", timeout=2).json()
+            devices = devices.get("devices", devices) if isinstance(devices, dict) else devices
+            board = [d for d in devices if d["device_id"] == "living_temperature"]
+            return bool(board) and board[0]["online"]
+
+        wait_for(devices_online, timeout=60, message="the emulated board's devices online on the aggregator")
+        client.on_message = lambda c, u, m: statuses.append(m.payload)
+        wait_for(lambda: client.connect("127.0.0.1", the_plan.mqtt_port) == 0, timeout=20)
+        client.subscribe("IoT2mqtt/v1/instances/sensor_hub_01/status", qos=1)
+        client.loop_start()
+        wait_for(lambda: b"online" in statuses, timeout=30, message="status online on the private broker")
+    finally:
+        client.loop_stop()
+        os.killpg(process.pid, signal.SIGTERM)
+        output = process.communicate(timeout=60)[0].decode(errors="replace")
+    assert process.returncode == 0, output[-3000:]
+    assert "MQTT broker: private mosquitto" in output
