@@ -374,6 +374,7 @@ class EventFollower:
         self._position: tuple[str, int] | None = None
         self.connected = False
         self.connects = 0
+        self.failures = 0
         self.gaps = 0
         self.events = 0
         self.heartbeats = 0
@@ -407,6 +408,7 @@ class EventFollower:
             try:
                 received = self._follow_once()
             except Exception as exc:  # noqa: BLE001 - any failure means: reconnect later
+                self.failures += 1
                 if not self._stop.is_set():
                     level = logging.WARNING if attempt == 0 else logging.DEBUG
                     log.log(level, "event stream %s: %s", self.name, _describe(exc))
@@ -424,7 +426,8 @@ class EventFollower:
             self._stop.wait(delay)
 
     def _follow_once(self) -> bool:
-        """One connection: stream until it ends. True when anything was received."""
+        """One connection: stream until it ends. True when it carried an event or a heartbeat
+        (a peer that accepts and hangs up at once must not make us reconnect in a tight loop)."""
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
         if self._position is not None:
             headers["Last-Event-ID"] = self.last_event_id
@@ -436,22 +439,25 @@ class EventFollower:
             return False
         if response.status_code != 200:
             raise ConnectionError(f"HTTP {response.status_code} from {self.url}")
+        content_type = response.headers.get("Content-Type", "")
+        if not content_type.startswith("text/event-stream"):
+            raise ConnectionError(f"{self.url} is not an event stream (Content-Type {content_type!r})")
         self.connected = True
         self.connects += 1
         log.info("event stream %s connected", self.name)
         self._call(self._on_state, True)
         parser = SSEParser()
-        received = False
+        events_before, heartbeats_before = self.events, self.heartbeats
         for chunk in _chunks(response):
-            received = True
             for message in parser.feed(chunk):
                 self._handle(message)
-            self.heartbeats = parser.comments
+            self.heartbeats += parser.comments
+            parser.comments = 0
             if self._stop.is_set():
                 break
         if not self._stop.is_set():
             log.warning("event stream %s ended; reconnecting", self.name)
-        return received
+        return self.events > events_before or self.heartbeats > heartbeats_before
 
     def _handle(self, message: SSEMessage) -> None:
         position = parse_event_id(message.id)

@@ -436,3 +436,24 @@ def test_follower_retries_until_the_server_appears(served, follow):
     publisher.publish("state", {"n": 2})
     wait_for(lambda: rec.events)
     assert rec.seqs() == [2] and rec.gaps == []
+
+
+def test_follower_refuses_what_is_not_an_event_stream(served, follow):
+    app = Flask(__name__)
+    app.add_url_rule("/events", "events", lambda: {"not": "sse"})
+    server = served(app)
+    rec = Recorder()
+    follower = follow(rec.follower(server.url))
+    wait_for(lambda: follower.failures >= 2, message="two refused attempts")
+    assert follower.connects == 0 and rec.states == [] and rec.events == []
+
+
+def test_follower_keeps_reconnecting_to_a_peer_that_hangs_up(served, follow):
+    publisher = EventPublisher()
+    publisher.close()  # every stream ends right after its first lines
+    server = served(events_app(publisher))
+    rec = Recorder()
+    follower = follow(rec.follower(server.url, backoff=(0.01, 0.05)))
+    wait_for(lambda: follower.connects >= 3, message="keeps retrying")
+    assert rec.states[:4] == [True, False, True, False]
+    assert rec.events == [] and rec.gaps == []
