@@ -1,0 +1,310 @@
+"""The state aggregator: one object that owns the registry, the cache, the handler links and
+the merged event stream (Home Assistant's DataUpdateCoordinator, for a whole instance).
+
+Handlers push (their ``/events``); the aggregator keeps the latest state and availability of
+every device and re-publishes every event on its own stream, tagged with ``source``. Reads are
+answered from the cache while it is fresh; a stale entry is pulled again from the owning
+handler; a handler that cannot be reached turns into "unavailable" on its devices, never into
+an exception for the caller.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from shared.config import SOURCE_OWNERS, DeviceSpec, Settings
+from shared.sse import Event, EventPublisher, now_iso
+from shared.web import ErrorLog
+
+from .cache import Freshness, TtlCache
+from .handlers import HandlerClient, HandlerReplyError, HandlerUnavailable
+from .registry import SERVICE_NOT_RUNNING, DeviceRegistry
+from .routing import CommandRouter
+
+log = logging.getLogger(__name__)
+
+SERVICE = "state_aggregator"
+HANDLER_SERVICES = tuple(dict.fromkeys(SOURCE_OWNERS.values()))
+"""Services that own devices; every one of them is followed alike."""
+
+
+class StateAggregator:
+    def __init__(self, settings: Settings, publisher: EventPublisher | None = None,
+                 follower_backoff: tuple[float, float] = (0.1, 2.0)) -> None:
+        self.settings = settings
+        self.registry = DeviceRegistry.from_settings(settings)
+        self.cache = TtlCache(settings.cache_ttl)
+        self.publisher = publisher or EventPublisher()
+        self.error_log = ErrorLog(SERVICE)
+        names = [n for n in settings.services if n in HANDLER_SERVICES or self.registry.owned_by(n)]
+        self.clients: dict[str, HandlerClient] = {
+            name: HandlerClient(name, settings.service(name).url, self, backoff=follower_backoff)
+            for name in names}
+        for service in self.registry.services():
+            if service not in self.clients:  # a device owned by a service with no address
+                self.registry.mark_service_down(service, "service not configured")
+        self.router = CommandRouter(self.registry, self.clients)
+        self._pool = ThreadPoolExecutor(max_workers=max(4, len(self.clients)), thread_name_prefix="aggregate")
+        self._started = False
+        self.events_ignored = 0
+
+    # -- lifecycle
+
+    def start(self) -> StateAggregator:
+        if not self._started:
+            self._started = True
+            for client in self.clients.values():
+                client.start()
+        return self
+
+    def stop(self) -> None:
+        for client in self.clients.values():
+            client.stop()
+        self.router.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.publisher.close()
+
+    # -- what handlers tell us (HandlerListener)
+
+    def on_handler_event(self, service: str, event: Event) -> None:
+        data = dict(event.data)
+        device_id = data.get("device_id")
+        if device_id is not None and not self._owned(service, device_id):
+            self.events_ignored += 1
+            log.debug("%s sent a %s event for %r, which it does not own here", service, event.kind, device_id)
+            return
+        timestamp = data.get("timestamp")
+        if event.kind == "state" and isinstance(data.get("state"), dict):
+            self.cache.put(device_id, data["state"], merge=True)
+            self.registry.seen(device_id, timestamp)
+        elif event.kind == "availability" and device_id is not None:
+            online = bool(data.get("online"))
+            self.registry.update(device_id, online, data.get("reason"), timestamp if online else None)
+        elif event.kind == "event" and device_id is not None:
+            self.registry.seen(device_id, timestamp)
+        self.publisher.publish(event.kind, {**data, "source": service})
+
+    def on_handler_sync(self, service: str, views: list[dict[str, Any]]) -> None:
+        reported = set()
+        for view in views:
+            device_id = view.get("device_id")
+            if self._owned(service, device_id):
+                reported.add(device_id)
+                self._apply_view(service, view, resync=True)
+        for spec in self.registry.owned_by(service):
+            if spec.device_id not in reported:
+                self._set_availability(service, spec.device_id, False, f"not reported by {service}")
+
+    def on_handler_down(self, service: str, reason: str) -> None:
+        for device_id, availability in self.registry.mark_service_down(service, reason).items():
+            self.publisher.publish("availability", {"device_id": device_id, "online": False,
+                                                    "reason": availability.reason, "source": service})
+
+    def _owned(self, service: str, device_id: Any) -> bool:
+        try:
+            return self.registry.spec(device_id).service == service
+        except (KeyError, TypeError):
+            return False
+
+    def _apply_view(self, service: str, view: dict[str, Any], resync: bool = False) -> dict[str, Any] | None:
+        """Take a handler's DeviceView as the truth; publish what changed. Returns the state."""
+        device_id = view["device_id"]
+        self._set_availability(service, device_id, bool(view.get("online")), view.get("reason"),
+                               view.get("last_seen"), resync)
+        state = view.get("state")
+        if not isinstance(state, dict) or not state:
+            entry = self.cache.peek(device_id)
+            return dict(entry.state) if entry else None
+        full, changed = self.cache.put(device_id, state)
+        if changed:
+            self.publisher.publish("state", {"device_id": device_id, "state": full, "source": service,
+                                             **({"resync": True} if resync else {})})
+        return full
+
+    def _set_availability(self, service: str, device_id: str, online: bool, reason: str | None,
+                          last_seen: str | None = None, resync: bool = True) -> None:
+        changed = self.registry.update(device_id, online, reason, last_seen)
+        if changed is not None:
+            self.publisher.publish("availability", {"device_id": device_id, "online": changed.online,
+                                                    "reason": changed.reason, "source": service,
+                                                    **({"resync": True} if resync else {})})
+
+    # -- reads
+
+    def device_view(self, device_id: str, fresh: bool = False) -> dict[str, Any]:
+        """One device with its state: from the cache while fresh, else pulled from its handler.
+
+        ``cache`` says how it was answered: ``hit``, ``refreshed``, or ``stale`` (the handler
+        could not be asked; ``refresh_error`` says why).
+        """
+        spec = self.registry.spec(device_id)
+        if fresh:
+            entry, freshness = self.cache.peek(device_id), Freshness.STALE
+        else:
+            entry, freshness = self.cache.lookup(device_id)
+        if freshness is Freshness.HIT:
+            return self._view(spec, include_state=True, cache="hit")
+        problem = self._refresh(spec, fresh)
+        if problem is None:
+            return self._view(spec, include_state=True, cache="refreshed")
+        return {**self._view(spec, include_state=True, cache="stale" if entry else "miss"),
+                "refresh_error": problem}
+
+    def _refresh(self, spec: DeviceSpec, fresh: bool) -> dict[str, Any] | None:
+        """Pull one device from its handler; None when done, else what went wrong."""
+        client = self.clients.get(spec.service)
+        if client is None:
+            return {"error": "OFFLINE", "message": f"{spec.service} is not a configured service"}
+        if client.down_reason and not fresh:
+            return {"error": "OFFLINE", "message": f"{spec.service}: {client.down_reason}"}
+        try:
+            view = client.sensor(spec.device_id, fresh=fresh)
+        except HandlerUnavailable as exc:
+            self.cache.record_refresh(False)
+            if exc.reason == SERVICE_NOT_RUNNING:
+                self.on_handler_down(spec.service, exc.reason)
+            return {"error": "OFFLINE", "message": f"{spec.service}: {exc.reason}"}
+        except HandlerReplyError as exc:
+            self.cache.record_refresh(False)
+            return {"http_status": exc.status, **exc.body}
+        self.cache.record_refresh(True)
+        view.setdefault("device_id", spec.device_id)
+        self._apply_view(spec.service, view)
+        return None
+
+    def device_views(self, include_state: bool = False, type: str | None = None,
+                     online: bool | None = None) -> list[dict[str, Any]]:
+        """Every device (filtered). With state, a service whose entries went stale is pulled
+        once (``GET /sensors``), not once per device, so the list stays fast."""
+        specs = [s for s in self.registry.specs() if type is None or s.type == type]
+        if include_state:
+            self._refresh_stale_services(specs)
+        views = [self._view(spec, include_state) for spec in specs]
+        if online is not None:
+            views = [v for v in views if v["online"] is online]
+        return views
+
+    def _refresh_stale_services(self, specs: list[DeviceSpec]) -> None:
+        stale: set[str] = set()
+        for spec in specs:
+            if spec.service in stale or not spec.enabled:
+                continue
+            client = self.clients.get(spec.service)
+            if client is None or client.down_reason:
+                continue
+            entry = self.cache.peek(spec.device_id)
+            if entry is not None and self.cache.is_fresh(entry):
+                continue
+            synced = client.last_sync
+            if synced is not None and self.cache.ttl > 0 and time.time() - synced < self.cache.ttl:
+                continue  # pulled within the TTL already: that is as fresh as this device gets
+            stale.add(spec.service)
+        for service in stale:
+            try:
+                self.clients[service].resync()
+                self.cache.record_refresh(True)
+            except HandlerUnavailable as exc:
+                self.cache.record_refresh(False)
+                if exc.reason == SERVICE_NOT_RUNNING:
+                    self.on_handler_down(service, exc.reason)
+            except HandlerReplyError:
+                self.cache.record_refresh(False)
+
+    def _view(self, spec: DeviceSpec, include_state: bool, cache: str | None = None) -> dict[str, Any]:
+        availability = self.registry.availability(spec.device_id)
+        view: dict[str, Any] = {
+            "device_id": spec.device_id, "name": spec.name, "type": spec.type, "service": spec.service,
+            "enabled": spec.enabled, "groups": list(spec.groups), "area": spec.area, "model": spec.model,
+            "online": availability.online, "last_seen": availability.last_seen, "reason": availability.reason,
+        }
+        if include_state:
+            entry = self.cache.peek(spec.device_id)
+            view["state"] = dict(entry.state) if entry else {}
+            view["state_age_s"] = round(self.cache.age(entry), 3) if entry else None
+        if cache is not None:
+            view["cache"] = cache
+        return view
+
+    def force_refresh(self, device_id: str) -> dict[str, Any]:
+        return self.device_view(device_id, fresh=True)
+
+    # -- groups
+
+    def group_views(self) -> list[dict[str, Any]]:
+        groups = []
+        for group in self.registry.groups():
+            members = [{"device_id": d, "type": self.registry.spec(d).type,
+                        "enabled": self.registry.spec(d).enabled,
+                        "online": self.registry.availability(d).online} for d in group.devices]
+            groups.append({"group_id": group.group_id, "name": group.name, "devices": list(group.devices),
+                           "online": sum(1 for m in members if m["online"]), "members": members})
+        return groups
+
+    # -- commands
+
+    def command(self, device_id: str, body: Any) -> tuple[int, dict[str, Any]]:
+        return self.router.send(device_id, body)
+
+    def group_command(self, group_id: str, body: Any) -> tuple[int, dict[str, Any]]:
+        return self.router.send_group(group_id, body)
+
+    # -- the instance as a whole
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """Each service's condition (probed now, in parallel) and the aggregator's own.
+
+        200 while the aggregator can serve at least one live device (or owns none); 503 when
+        every service that owns enabled devices is down — then nothing it says is current. An
+        absent service (``service not running``) makes the status ``degraded``, not 503.
+        """
+        probes = {name: self._pool.submit(client.health) for name, client in self.clients.items()}
+        services: dict[str, Any] = {}
+        counts_by_service: dict[str, list[int]] = {}
+        availability = self.registry.all_availability()
+        for spec in self.registry.specs():
+            counts = counts_by_service.setdefault(spec.service, [0, 0, 0])
+            counts[0] += 1
+            counts[1] += int(spec.enabled)
+            counts[2] += int(availability[spec.device_id].online)
+        for name, future in probes.items():
+            probe = future.result()
+            client = self.clients[name]
+            total, enabled, online = counts_by_service.get(name, [0, 0, 0])
+            status = probe["status"] if probe["status"] != "down" else probe["reason"]
+            services[name] = {"status": status, "url": client.url, "stream": client.stream_connected,
+                              "devices": total, "online": online,
+                              **({"detail": probe["detail"]} if probe.get("detail") else {})}
+        owning = [n for n in services if counts_by_service.get(n, [0, 0])[1]]
+        alive = [n for n in owning if services[n]["status"] in ("ok", "degraded")]
+        all_ok = all(s["status"] == "ok" for s in services.values())
+        code = 200 if alive or not owning else 503
+        body = {"status": "ok" if all_ok else "degraded" if code == 200 else "down",
+                "service": SERVICE, "instance_id": self.settings.instance_id,
+                **self.registry.counts(), "services": services,
+                "events": self.publisher.stats()}
+        if code == 503:
+            body["reasons"] = [f"{n}: {services[n]['status']}" for n in owning]
+        return code, body
+
+    def errors(self) -> list[dict[str, Any]]:
+        """The aggregator's own errors and every reachable handler's, each tagged with its
+        source, oldest first."""
+        fetches = {name: self._pool.submit(client.errors) for name, client in self.clients.items()
+                   if not client.down_reason}
+        records = list(self.error_log.list())
+        for name, future in fetches.items():
+            try:
+                records.extend({**r, "source": r.get("source") or name, "service": name}
+                               for r in future.result() if isinstance(r, dict))
+            except (HandlerUnavailable, HandlerReplyError) as exc:
+                records.append({"timestamp": now_iso(), "source": SERVICE, "service": name,
+                                "error_code": "UNREACHABLE", "message": f"could not read {name} /errors: {exc}",
+                                "severity": "warning"})
+        return sorted(records, key=lambda r: str(r.get("timestamp", "")))
+
+    def cache_stats(self) -> dict[str, Any]:
+        return {**self.cache.stats(),
+                "streams": {name: c.stream_stats() for name, c in self.clients.items()},
+                "events_ignored": self.events_ignored}
