@@ -1,0 +1,1 @@
+"""The MQTT bridge: the only MQTT client of the connector (see docs/mqtt.md)."""

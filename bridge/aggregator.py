@@ -1,0 +1,81 @@
+"""The bridge's only view of the rest of the connector: the state aggregator's REST API."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+
+@dataclass
+class CommandOutcome:
+    """What the aggregator answered: ``ok`` with its JSON, or an error code and message."""
+
+    ok: bool
+    body: dict[str, Any]
+    error: str | None = None
+    message: str | None = None
+    http_status: int | None = None
+
+
+class AggregatorUnavailable(Exception):
+    """The aggregator did not answer (refused, timed out, not JSON)."""
+
+
+class AggregatorClient:
+    def __init__(self, base_url: str, timeout: float = 5.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._local = threading.local()  # a requests.Session per thread: sessions are not thread-safe
+
+    @property
+    def events_url(self) -> str:
+        return f"{self.base_url}/events"
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    def _get(self, path: str) -> Any:
+        try:
+            response = self._session().get(self.base_url + path, timeout=self.timeout)
+            response.raise_for_status()
+            return response.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise AggregatorUnavailable(f"GET {path}: {exc}") from exc
+
+    def devices(self) -> list[dict[str, Any]]:
+        body = self._get("/devices?include=state")
+        devices = body.get("devices", body) if isinstance(body, dict) else body
+        if not isinstance(devices, list):
+            raise AggregatorUnavailable("GET /devices: not a list of devices")
+        return devices
+
+    def command(self, kind: str, target: str, values: dict[str, Any], cmd_id: str | None,
+                timeout_ms: int | None) -> CommandOutcome:
+        """POST /device/<id>/cmd or /group/<id>/cmd; never raises for an answered error."""
+        body: dict[str, Any] = {"values": values}
+        if cmd_id is not None:
+            body["id"] = cmd_id
+        if timeout_ms is not None:
+            body["timeout"] = timeout_ms
+        wait = self.timeout + (timeout_ms or 0) / 1000.0
+        try:
+            response = self._session().post(f"{self.base_url}/{kind}/{target}/cmd", json=body, timeout=wait)
+        except requests.Timeout:
+            return CommandOutcome(False, {}, "TIMEOUT", f"the aggregator did not answer within {wait:.1f} s")
+        except requests.RequestException as exc:
+            return CommandOutcome(False, {}, "UNAVAILABLE", f"the aggregator is unreachable ({type(exc).__name__})")
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {"result": data}
+        if response.ok and data.get("status", "success") != "error":
+            return CommandOutcome(True, data, http_status=response.status_code)
+        return CommandOutcome(False, data, str(data.get("error") or f"HTTP_{response.status_code}"),
+                              str(data.get("message") or response.reason), response.status_code)

@@ -1,0 +1,109 @@
+"""The MQTT bridge: wires the link, the bus and the features together.
+
+Features (each a small class listening on the bus, like zigbee2mqtt's extensions):
+status (status.py), state push + heartbeat (state.py), commands and bad input
+(commands.py), meta (meta.py), Home Assistant discovery (discovery.py).
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+from bridge.aggregator import AggregatorClient
+from bridge.bus import Bus
+from bridge.client import IncomingMessage, MqttLink
+from bridge.commands import CommandFeature
+from bridge.context import BridgeContext, Feature
+from bridge.discovery import DiscoveryFeature
+from bridge.meta import MetaFeature
+from bridge.outbox import Outbox
+from bridge.state import StateFeature
+from bridge.status import StatusFeature
+from shared.config import Settings
+from shared.topics import Topics
+
+log = logging.getLogger(__name__)
+
+PROGRAM = "bridge"
+"""Suffix of the client id: ``<prefix>_<instance>_bridge`` (unique per program)."""
+
+
+class MqttBridge:
+    def __init__(self, settings: Settings, aggregator_url: str | None = None, outbox_max: int = 10_000,
+                 reconnect: tuple[int, int] = (1, 5), shutdown_deadline_s: float = 5.0) -> None:
+        self.settings = settings
+        self.shutdown_deadline_s = shutdown_deadline_s
+        mqtt = settings.mqtt
+        topics = Topics(mqtt.base_topic, settings.instance_id, mqtt.ha_prefix)
+        bus = Bus()
+        outbox = Outbox(settings.data_dir / "mqtt_outbox.sqlite3", max_messages=outbox_max)
+        link = MqttLink(mqtt, mqtt.client_id(settings.instance_id, PROGRAM), topics.status, outbox,
+                        on_message=self._on_message, on_connection=self._on_connection,
+                        subscriptions=lambda: topics.subscriptions(ha=mqtt.ha_discovery), reconnect=reconnect)
+        url = aggregator_url or settings.service("state_aggregator").url
+        self.ctx = BridgeContext(settings, topics, bus, link, AggregatorClient(url))
+        bus.on("mqtt_connected", self._mark_connected)  # first: features read ctx.mqtt_connected
+        bus.on("mqtt_disconnected", self._mark_disconnected)
+        self.status = StatusFeature(self.ctx)
+        self.state = StateFeature(self.ctx)
+        self.commands = CommandFeature(self.ctx)
+        self.meta = MetaFeature(self.ctx)
+        self.features: list[Feature] = [self.status, self.state, self.commands, self.meta]
+        self.discovery: DiscoveryFeature | None = None
+        if mqtt.ha_discovery:
+            self.discovery = DiscoveryFeature(self.ctx)
+            self.features.append(self.discovery)
+        self._stopped = threading.Event()
+
+    # paho thread: enqueue only
+    def _on_message(self, message: IncomingMessage) -> None:
+        self.ctx.bus.emit("mqtt_message", message=message)
+
+    def _on_connection(self, connected: bool) -> None:
+        self.ctx.bus.emit("mqtt_connected" if connected else "mqtt_disconnected")
+
+    def _mark_connected(self) -> None:
+        self.ctx.mqtt_connected = True
+
+    def _mark_disconnected(self) -> None:
+        self.ctx.mqtt_connected = False
+
+    def start(self) -> MqttBridge:
+        self.ctx.bus.start()
+        self.ctx.link.start()
+        for feature in self.features:
+            feature.start()
+        return self
+
+    def stop(self) -> bool:
+        """Graceful: stop taking input, publish ``offline``, flush within the deadline."""
+        if self._stopped.is_set():
+            return True
+        self._stopped.set()
+        log.info("stopping: publishing offline and flushing (deadline %.1f s)", self.shutdown_deadline_s)
+        self.state.stop()
+        self.commands.stop()  # lets running commands publish their responses
+        if self.discovery:
+            self.discovery.stop()
+        self.ctx.bus.stop()
+        return self.ctx.link.shutdown(self.shutdown_deadline_s)
+
+    def stats(self) -> dict[str, Any]:
+        return {"link": self.ctx.link.stats(), "rejected": self.commands.rejected,
+                "aggregator_ready": self.ctx.aggregator_ready}
+
+    def run_forever(self) -> None:
+        """Start and block until SIGTERM/SIGINT, then stop gracefully."""
+        done = threading.Event()
+
+        def _signal(signum: int, frame: Any) -> None:
+            log.info("received %s", signal.Signals(signum).name)
+            done.set()
+
+        signal.signal(signal.SIGTERM, _signal)
+        signal.signal(signal.SIGINT, _signal)
+        self.start()
+        done.wait()
+        self.stop()

@@ -1,0 +1,250 @@
+"""The contract-aware MQTT link: paho-mqtt 2.x with one publishing path.
+
+Rules this module keeps (each one a known paho trap, see ../shared/MQTT-NOTES.md):
+
+* the Last Will (``offline``, retained) is set before the first connect;
+* ``connect_async`` + ``loop_start`` + automatic reconnect with backoff, so a broker that
+  is down at start or goes away later is simply waited for;
+* subscriptions are made in ``on_connect``, every time (they do not survive a reconnect);
+* callbacks never block and never publish: they record what happened and wake the sender;
+* exactly one thread (the sender) calls ``publish``, and it holds no application lock
+  while doing so (paho issues #354, #346, #226 are deadlocks of that kind);
+* QoS >= 1 messages go through the persistent :class:`~bridge.outbox.Outbox` and are
+  deleted only on ``on_publish`` (the PUBACK), never on paho's return code (paho #440).
+
+Two kinds of publishes: *durable* ones (events, errors, responses, state) go through the
+outbox; *live* ones (status, discovery, meta) are only worth sending while connected,
+because they are recomputed and sent again after every CONNACK anyway.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from bridge.outbox import Outbox
+from shared.config import MqttSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+def encode(payload: Any) -> bytes:
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, str):
+        return payload.encode("utf-8")
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+
+
+class MqttLink:
+    """One paho client, one sender thread, one outbox."""
+
+    def __init__(self, mqtt: MqttSettings, client_id: str, status_topic: str, outbox: Outbox,
+                 on_message: Callable[[IncomingMessage], None],
+                 on_connection: Callable[[bool], None],
+                 subscriptions: Callable[[], list[str]],
+                 window: int = 100, reconnect: tuple[int, int] = (1, 10)) -> None:
+        self.mqtt = mqtt
+        self.client_id = client_id
+        self.status_topic = status_topic
+        self.outbox = outbox
+        self._on_message_cb = on_message
+        self._on_connection_cb = on_connection
+        self._subscriptions = subscriptions
+        self.window = window
+        self._reconnect = reconnect
+        self.connected = False
+        self.connects = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._live: deque[tuple[str, bytes, int, bool]] = deque()
+        self._acked: deque[int] = deque()          # mids from on_publish (paho thread -> sender)
+        self._inflight: dict[int, int] = {}       # mid -> outbox seq (sender thread only)
+        self._live_inflight: set[int] = set()     # mids of live QoS>=1 messages (sender only)
+        self._last_seq = 0                         # highest outbox seq handed to paho
+        self.live_dropped = 0
+        self.published = 0
+        self._client = self._build_client()
+        self._sender = threading.Thread(target=self._send_loop, name="mqtt sender", daemon=True)
+
+    def _build_client(self) -> paho.Client:
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=paho.MQTTv311,
+                             clean_session=True)
+        if self.mqtt.username:
+            client.username_pw_set(self.mqtt.username, self.mqtt.password)
+        if self.mqtt.tls is not None:
+            tls = self.mqtt.tls
+            client.tls_set(ca_certs=tls.ca_file, certfile=tls.certfile, keyfile=tls.keyfile)
+            if tls.insecure:
+                client.tls_insecure_set(True)  # tests with self-signed certs only
+        # The Last Will before the first connect: a killed bridge leaves "offline" retained.
+        client.will_set(self.status_topic, "offline", qos=1, retain=True)
+        client.reconnect_delay_set(*self._reconnect)
+        # Our own window decides what paho holds; paho's queue stays small and in memory.
+        client.max_inflight_messages_set(self.window)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        return client
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._client.connect_async(self.mqtt.host, self.mqtt.port, keepalive=self.mqtt.keepalive)
+        self._client.loop_start()
+        self._sender.start()
+        log.info("MQTT client %s connecting to %s:%s%s", self.client_id, self.mqtt.host, self.mqtt.port,
+                 " (TLS)" if self.mqtt.tls else "")
+
+    def shutdown(self, deadline_s: float = 5.0) -> bool:
+        """Publish ``offline``, flush within the deadline, disconnect cleanly.
+
+        Returns True when everything pending reached the broker.
+        """
+        self.publish_live(self.status_topic, "offline", qos=1, retain=True)
+        end = time.monotonic() + deadline_s
+        flushed = False
+        while time.monotonic() < end:
+            if self.connected and not self._live and not self._live_inflight and not self._inflight \
+                    and len(self.outbox) == 0:
+                flushed = True
+                break
+            if not self.connected and not self._client.is_connected():
+                pass  # still waiting: the broker may come back within the deadline
+            self._wake.set()
+            self._stop.wait(0.02)
+        self._stop.set()
+        self._wake.set()
+        self._sender.join(5)
+        try:
+            self._client.disconnect()
+        finally:
+            self._client.loop_stop()
+        left = len(self.outbox)
+        self.outbox.close()
+        log.info("MQTT client stopped (%s; %d message(s) kept in the outbox for the next start)",
+                 "flushed" if flushed else "deadline reached", left)
+        return flushed
+
+    # ------------------------------------------------------------------ publishing (any thread)
+
+    def publish_durable(self, topic: str, payload: Any, qos: int, retain: bool, kind: str) -> None:
+        """Events, errors, responses and state. QoS 0 cannot be confirmed, so it is live."""
+        if qos == 0:
+            self.publish_live(topic, payload, qos, retain)
+            return
+        self.outbox.put(topic, encode(payload), qos, retain, kind)
+        self._wake.set()
+
+    def publish_live(self, topic: str, payload: Any, qos: int = 1, retain: bool = False) -> None:
+        """Sent only while connected; what cannot be sent now is dropped (and re-sent by its
+        owner after the next CONNACK)."""
+        self._live.append((topic, encode(payload), qos, retain))
+        self._wake.set()
+
+    # ------------------------------------------------------------------ paho callbacks (paho thread)
+
+    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if reason_code.is_failure:
+            log.error("MQTT broker refused the connection: %s", reason_code)
+            return
+        for topic in self._subscriptions():
+            client.subscribe(topic, qos=1)
+        self.connected = True
+        self.connects += 1
+        log.info("MQTT connected to %s:%s (connection #%d)", self.mqtt.host, self.mqtt.port, self.connects)
+        self._wake.set()
+        self._on_connection_cb(True)
+
+    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any,
+                       properties: Any) -> None:
+        was = self.connected
+        self.connected = False
+        if was and not self._stop.is_set():
+            log.warning("MQTT connection lost (%s); reconnecting", reason_code)
+        self._on_connection_cb(False)
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        self._on_message_cb(IncomingMessage(message.topic, bytes(message.payload), bool(message.retain)))
+
+    def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
+        self._acked.append(mid)
+        self._wake.set()
+
+    # ------------------------------------------------------------------ the sender (its own thread)
+
+    def _send_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(0.5)
+            self._wake.clear()
+            try:
+                self._settle_acks()
+                if not self.connected:
+                    dropped = len(self._live)
+                    if dropped:
+                        self._live.clear()
+                        self.live_dropped += dropped
+                    continue
+                self._send_live()
+                self._send_durable()
+            except Exception:  # noqa: BLE001 - the sender must outlive any single bad message
+                log.exception("MQTT sender failed; continuing")
+                self._stop.wait(0.2)
+        self._settle_acks()
+
+    def _settle_acks(self) -> None:
+        done = []
+        while self._acked:
+            mid = self._acked.popleft()
+            seq = self._inflight.pop(mid, None)
+            if seq is not None:
+                done.append(seq)
+            else:
+                self._live_inflight.discard(mid)
+        self.outbox.ack(done)
+
+    def _send_live(self) -> None:
+        while self._live and self.connected:
+            topic, payload, qos, retain = self._live.popleft()
+            info = self._client.publish(topic, payload, qos=qos, retain=retain)
+            self.published += 1
+            if qos > 0:
+                self._live_inflight.add(info.mid)
+
+    def _send_durable(self) -> None:
+        room = self.window - len(self._inflight)
+        if room <= 0:
+            return
+        for message in self.outbox.pending(after=self._last_seq, limit=room):
+            try:
+                info = self._client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
+            except ValueError as exc:  # a topic or payload the protocol cannot carry: never retried
+                log.error("dropping an unpublishable message on %.200s: %s", message.topic, exc)
+                self.outbox.ack([message.seq])
+                self._last_seq = message.seq
+                continue
+            # Even when the link dropped a moment ago paho keeps QoS>=1 messages and re-sends
+            # them after the reconnect, so the message counts as handed over either way.
+            self._inflight[info.mid] = message.seq
+            self._last_seq = message.seq
+            self.published += 1
+
+    def stats(self) -> dict[str, Any]:
+        return {"connected": self.connected, "connects": self.connects, "published": self.published,
+                "inflight": len(self._inflight), "live_dropped": self.live_dropped, **self.outbox.stats()}

@@ -1,0 +1,174 @@
+"""The push path: aggregator events -> device state, events and errors on MQTT.
+
+* Follows the aggregator's ``/events`` (``shared.sse.EventFollower``); after a gap, a new
+  stream or a start it resynchronises from ``GET /devices?include=state``.
+* Publishes each device's full ``state`` as changes arrive, and ``state/<property>`` only
+  for the properties whose value changed; every ``update_interval`` (and after every
+  CONNACK) it republishes everything as a heartbeat.
+* Availability goes into the state (``online``) which Home Assistant also reads.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from bridge.aggregator import AggregatorUnavailable
+from bridge.context import BridgeContext, DeviceRecord, Feature, now_iso
+from shared.sse import Event, EventFollower
+from shared.topics import global_id
+
+log = logging.getLogger(__name__)
+
+
+class StateFeature(Feature):
+    def __init__(self, ctx: BridgeContext, resync_backoff: tuple[float, float] = (0.5, 5.0)) -> None:
+        super().__init__(ctx)
+        self._sent_props: dict[str, dict[str, Any]] = {}
+        self._resync_wanted = threading.Event()
+        self._stop = threading.Event()
+        self._backoff = resync_backoff
+        self._follower = EventFollower(ctx.aggregator.events_url, on_event=self._on_event, on_gap=self._on_gap,
+                                       on_state=self._on_stream, name="aggregator")
+        self._threads = [threading.Thread(target=self._resync_loop, name="bridge resync", daemon=True),
+                         threading.Thread(target=self._heartbeat_loop, name="bridge heartbeat", daemon=True)]
+        for device in ctx.settings.devices:
+            ctx.devices[device.device_id] = DeviceRecord(device.device_id, device.type, device.name, device.enabled)
+        bus = ctx.bus
+        bus.on("aggregator_event", self.handle_event)
+        bus.on("snapshot", self.handle_snapshot)
+        bus.on("heartbeat", self.republish_all)
+        bus.on("mqtt_connected", self.republish_all)
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+        self._resync_wanted.set()
+        self._follower.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._resync_wanted.set()
+        self._follower.stop()
+
+    # -- threads that only emit onto the bus
+
+    def _on_event(self, event: Event) -> None:
+        self.ctx.bus.emit("aggregator_event", event=event)
+
+    def _on_gap(self, reason: str) -> None:
+        self._resync_wanted.set()
+
+    def _on_stream(self, connected: bool) -> None:
+        # A new stream may have missed anything while it was down: pull. A lost stream is
+        # checked with a pull too; if that fails the instance is no longer "online".
+        self._resync_wanted.set()
+
+    def _resync_loop(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            self._resync_wanted.wait()
+            if self._stop.is_set():
+                return
+            self._resync_wanted.clear()
+            try:
+                devices = self.ctx.aggregator.devices()
+            except AggregatorUnavailable as exc:
+                failures += 1
+                if failures == 1:
+                    log.warning("aggregator unreachable: %s", exc)
+                self.ctx.bus.emit("aggregator_ready", ready=False)
+                low, high = self._backoff
+                self._stop.wait(min(high, low * 2 ** min(failures - 1, 8)))
+                self._resync_wanted.set()
+                continue
+            if failures:
+                log.info("aggregator reachable again")
+            failures = 0
+            self.ctx.bus.emit("snapshot", devices=devices)
+
+    def _heartbeat_loop(self) -> None:
+        interval = max(1, self.ctx.settings.update_interval)
+        while not self._stop.wait(interval):
+            self.ctx.bus.emit("heartbeat")
+
+    # -- bus handlers (bus thread)
+
+    def handle_snapshot(self, devices: list[dict[str, Any]]) -> None:
+        for item in devices:
+            if not isinstance(item, dict) or not isinstance(item.get("device_id"), str):
+                continue
+            record = self._record(item["device_id"])
+            for key in ("type", "name", "reason", "last_seen"):
+                if key in item:
+                    setattr(record, key, item[key])
+            if isinstance(item.get("enabled"), bool):
+                record.enabled = item["enabled"]
+            online = item.get("online") if isinstance(item.get("online"), bool) else record.online
+            state = item.get("state") if isinstance(item.get("state"), dict) else {}
+            self._apply(record, state, online, item.get("last_seen"))
+        self.ctx.bus.emit("aggregator_ready", ready=True)
+        self.ctx.bus.emit("devices_changed")
+
+    def handle_event(self, event: Event) -> None:
+        data = event.data
+        device_id = data.get("device_id")
+        if event.kind == "state" and isinstance(device_id, str) and isinstance(data.get("state"), dict):
+            self._apply(self._record(device_id), data["state"], None, data.get("timestamp"))
+        elif event.kind == "availability" and isinstance(device_id, str):
+            record = self._record(device_id)
+            record.reason = data.get("reason")
+            self._apply(record, {}, bool(data.get("online")), None)
+            self.ctx.bus.emit("devices_changed")
+        elif event.kind == "event" and isinstance(device_id, str):
+            timestamp = data.get("timestamp") or now_iso()
+            payload = {"timestamp": timestamp, "event": data.get("event"), "data": data.get("data") or {}}
+            self.ctx.publish_message(self.ctx.topics.events(device_id), payload)
+            self.ctx.publish_message(self.ctx.topics.global_events, {
+                "source": global_id(self.ctx.settings.instance_id, device_id), "event": data.get("event"),
+                "data": data.get("data") or {}, "timestamp": timestamp})
+        elif event.kind == "error":
+            payload = {"timestamp": data.get("timestamp") or now_iso(), "error_code": data.get("error_code", "ERROR"),
+                       "message": data.get("message", ""), "severity": data.get("severity", "error")}
+            if data.get("source"):
+                payload["source"] = data["source"]
+            target = device_id if isinstance(device_id, str) else None
+            self.ctx.publish_message(self.ctx.topics.error(target), payload)
+
+    def republish_all(self) -> None:
+        for record in self.ctx.devices.values():
+            if record.state or record.online is not None:
+                self._publish(record, force=True)
+
+    # -- state
+
+    def _record(self, device_id: str) -> DeviceRecord:
+        record = self.ctx.devices.get(device_id)
+        if record is None:
+            record = self.ctx.devices[device_id] = DeviceRecord(device_id)
+        return record
+
+    def _apply(self, record: DeviceRecord, changes: dict[str, Any], online: bool | None,
+               last_seen: str | None) -> None:
+        record.state.update(changes)
+        if online is not None:
+            record.online = online
+        if last_seen:
+            record.last_seen = last_seen
+        self._publish(record, force=False)
+
+    def _publish(self, record: DeviceRecord, force: bool) -> None:
+        topics = self.ctx.topics
+        full = dict(record.state)
+        if record.online is not None:
+            full["online"] = record.online
+        sent = self._sent_props.setdefault(record.device_id, {})
+        changed = {k: v for k, v in full.items() if force or k not in sent or sent[k] != v}
+        if not changed:
+            return
+        self.ctx.publish_state(topics.state(record.device_id),
+                               {"timestamp": now_iso(), "device_id": record.device_id, "state": full})
+        for prop, value in changed.items():
+            self.ctx.publish_state(topics.state_property(record.device_id, prop), value)
+        sent.update(changed)
+        self.ctx.bus.emit("device_state", device_id=record.device_id)

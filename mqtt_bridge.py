@@ -1,0 +1,29 @@
+"""``python mqtt_bridge.py``: the connector's face on MQTT (IoT2MQTT contract + Home Assistant).
+
+Everything lives in the ``bridge`` package; this file only loads settings, sets up logging
+and runs the bridge until SIGTERM (docs/mqtt.md).
+"""
+from __future__ import annotations
+
+import sys
+
+from shared.config import ConfigError, load_settings
+from shared.logs import setup_logging
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"mqtt_bridge: {exc}", file=sys.stderr)
+        return 2
+    setup_logging("mqtt_bridge", level=settings.log_level, fmt=settings.log_format,
+                  secrets=[settings.mqtt.password or ""])
+    from bridge.bridge import MqttBridge  # after logging, so import-time messages are formatted
+
+    MqttBridge(settings).run_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
