@@ -1,0 +1,1 @@
+"""Serial handler: ESP32 boards over USB serial (python -m services.serial_handler)."""
