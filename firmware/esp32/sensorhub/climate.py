@@ -54,16 +54,23 @@ class Dht22:
             return self._calibrated(self.last, calibration)
         try:
             self.last = decode_dht22(self.hal.dht_read())
-        except (OSError, SensorFault) as exc:
-            self.errors += 1
-            self.consecutive_errors += 1
-            self.last_error = "DHT22 " + (str(exc) or "timeout")
-            self.last = None
-            self.last_at = None
+        except OSError:
+            # No answer on the data pin (the OSError text differs between ports: keep ours fixed).
+            self._failed("DHT22 timeout")
+            return None, None
+        except SensorFault as exc:
+            self._failed("DHT22 " + str(exc))
             return None, None
         self.last_at = now
         self.consecutive_errors = 0
         return self._calibrated(self.last, calibration)
+
+    def _failed(self, why):
+        self.errors += 1
+        self.consecutive_errors += 1
+        self.last_error = why
+        self.last = None
+        self.last_at = None
 
     def _calibrated(self, reading, calibration):
         t = reading[0] + calibration["temperature_offset"]
