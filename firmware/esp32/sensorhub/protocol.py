@@ -14,7 +14,7 @@ class ProtocolError(Exception):
     """A host line the board cannot take; `code` is the error code sent back."""
 
     def __init__(self, code, message, cmd_id=None):
-        Exception.__init__(self, message)
+        super().__init__(message)
         self.code = code
         self.message = message
         self.cmd_id = cmd_id
@@ -38,13 +38,11 @@ def decode_command(line):
         raise ProtocolError("too_long", "command longer than %d bytes discarded" % MAX_LINE)
     try:
         text = line.decode()
-    except UnicodeError:
-        raise ProtocolError("bad_json", "could not parse command: not UTF-8")
-    try:
         msg = json.loads(text)
-    except ValueError:
-        # The parser's own message differs between MicroPython and CPython: keep ours stable.
-        raise ProtocolError("bad_json", "could not parse command: invalid JSON")
+    except ValueError:  # UnicodeError is a ValueError too
+        # The parser's messages differ between MicroPython and CPython (and MicroPython does not
+        # check UTF-8 when decoding): one stable message for both.
+        raise ProtocolError("bad_json", "could not parse command: not valid UTF-8 JSON")
     if not isinstance(msg, dict):
         raise ProtocolError("not_object", "a command must be a JSON object")
     cmd_id = msg.get("id")
