@@ -208,9 +208,10 @@ trace("samples", samples_from_i2s(buf)[:10])
 trace("dbfs", board.sound.level)
 trace("dbfs_sine_free", rms_dbfs([1000, -1000, 1000, -1000]))
 api = HttpApi(board)
-for method, path, query in (("GET", "/sensor/temperature", ""), ("GET", "/binary_sensor/motion", ""),
-                            ("POST", "/cover/window/set", "position=0.25"), ("POST", "/cover/window/set", "position=140"),
-                            ("GET", "/light/led", ""), ("GET", "/nothing/here", ""), ("GET", "/", "")):
+requests = (("GET", "/sensor/temperature", ""), ("GET", "/binary_sensor/motion", ""),
+            ("POST", "/cover/window/set", "position=0.25"), ("POST", "/cover/window/set", "position=140"),
+            ("GET", "/light/led", ""), ("GET", "/nothing/here", ""), ("GET", "/", ""))
+for method, path, query in requests:
     status, body = api.handle(method, path, query)
     trace("http " + method + " " + path, {"status": status, "body": body})
 
