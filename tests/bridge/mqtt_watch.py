@@ -12,13 +12,16 @@ from tests.helpers import wait_for
 
 
 class Watcher:
-    def __init__(self, port: int, topics: str | list[str] = "#", client_id: str | None = None) -> None:
+    def __init__(self, port: int, topics: str | list[str] = "#", client_id: str | None = None,
+                 persistent: bool = False) -> None:
         self.port = port
         self.topics = [topics] if isinstance(topics, str) else topics
         self.messages: list[tuple[str, bytes, bool]] = []
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id or "")
+        # persistent: a broker-side session that queues QoS 1 messages while we are away
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id or "",
+                                  clean_session=not persistent)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self.subscribed.set()
