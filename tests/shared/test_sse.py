@@ -259,8 +259,8 @@ def test_follower_receives_published_events(served, follow):
     server = served(events_app(publisher))
     rec = Recorder()
     follower = follow(rec.follower(server.url))
-    wait_for(lambda: publisher.stats()["clients"] == 1, message="follower connected")
-    assert rec.states == [True]
+    wait_for(lambda: rec.states == [True], message="follower connected")
+    assert publisher.stats()["clients"] == 1
     for n in range(3):
         publisher.publish("state", {"device_id": f"d{n}", "state": {"n": n}})
     wait_for(lambda: len(rec.events) == 3, message="3 events received")
