@@ -50,9 +50,7 @@ class Esp32Hal:
         self._pir = machine.Pin(pins["pir"], machine.Pin.IN)
         self._button = machine.Pin(pins["button"], machine.Pin.IN, machine.Pin.PULL_UP)
         # The protocol uses the console (UART0 / USB at 115200 8N1): while main.py runs the REPL is
-        # not reading it. Ctrl-C (0x03) must not interrupt us: JSON never contains it, noise might.
-        import micropython
-        micropython.kbd_intr(-1)
+        # not reading it. Ctrl-C stays enabled so mpremote can still stop main.py (JSON never has 0x03).
         self._out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else sys.stdout
         self._reader = asyncio.StreamReader(sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin)
 
