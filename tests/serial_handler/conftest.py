@@ -1,0 +1,120 @@
+"""Fixtures for the serial handler: emulated boards on real ptys and the service in-process."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from services.serial_handler.app import create_app
+from services.serial_handler.handler import SerialHandler
+from shared.config import Settings
+from shared.server import run_in_thread
+from shared.sse import Event, EventFollower
+from tests.firmware.emulator_process import EmulatorProcess
+from tests.helpers import wait_for
+
+BOARD_DEVICE_TYPES = ("temperature", "humidity", "motion", "sound_level", "battery", "window", "led")
+
+
+def serial_overlay(boards: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """An instance overlay with these boards (``{board_id: serial_ports entry fields}``), each
+    feeding one device per type named ``<board>_<type>``; no automations, no groups."""
+    ports, devices = [], []
+    for board_id, fields in boards.items():
+        ports.append({"board_id": board_id, "name": f"Board {board_id}", "silence_timeout": 30,
+                      "command_timeout": 3, **fields})
+        devices += [{"device_id": f"{board_id}_{t}", "name": f"{board_id} {t}", "type": t,
+                     "source": {"board": board_id}} for t in BOARD_DEVICE_TYPES]
+    return {"devices": devices, "groups": [],
+            "config": {"serial_ports": ports, "window_automations": []}}
+
+
+class Service:
+    """The serial handler served on loopback, with a follower recording its /events."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.handler = SerialHandler(settings)
+        self.app = create_app(settings, self.handler)
+        self.server = run_in_thread(self.app)
+        self.url = self.server.url
+        self.events: list[Event] = []
+        self._lock = threading.Lock()
+        self.follower = EventFollower(self.url + "/events", self._record, read_timeout=10).start()
+        wait_for(lambda: self.follower.connected, 10, message="the /events stream")
+        self.handler.start()
+
+    def _record(self, event: Event) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.get(self.url + path, timeout=30, **kwargs)
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
+        return requests.post(self.url + path, json=body, timeout=30, **kwargs)
+
+    def board(self, board_id: str) -> dict[str, Any]:
+        return self.get(f"/boards/{board_id}").json()
+
+    def wait_event(self, predicate: Callable[[Event], bool], timeout: float = 15.0, start: int = 0,
+                   message: str = "event") -> Event:
+        def found() -> Event | None:
+            with self._lock:
+                return next((e for e in self.events[start:] if predicate(e)), None)
+        return wait_for(found, timeout, message=message)
+
+    def mark(self) -> int:
+        with self._lock:
+            return len(self.events)
+
+    def wait_online(self, board_id: str, timeout: float = 15.0) -> dict[str, Any]:
+        return wait_for(lambda: (b := self.board(board_id))["online"] and b, timeout,
+                        message=f"board {board_id} online")
+
+    def stop(self) -> None:
+        self.follower.stop()
+        self.server.stop()
+        self.handler.stop()
+
+
+@pytest.fixture
+def emulators() -> Iterator[Callable[..., EmulatorProcess]]:
+    """``start(*args)`` runs ``python -m firmware.emulator`` with a link and a control socket."""
+    started: list[EmulatorProcess] = []
+
+    def start(*args: str) -> EmulatorProcess:
+        emulator = EmulatorProcess("--seed", "1", "--motion-rate", "0", *args)
+        started.append(emulator)
+        return emulator
+
+    yield start
+    for emulator in started:
+        emulator.stop()
+
+
+@pytest.fixture
+def services(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., Service]]:
+    """``start({board_id: port fields})`` -> a running ``Service`` for those boards."""
+    started: list[Service] = []
+
+    def start(boards: dict[str, dict[str, Any]]) -> Service:
+        service = Service(make_settings(serial_overlay(boards)))
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture
+def board(emulators: Callable[..., EmulatorProcess], services: Callable[..., Service]):
+    """One emulated board (100 ms readings) and the service following it, online."""
+    emulator = emulators("--interval-ms", "100", "--board-id", "b1", "--motor-speed", "1000")
+    service = services({"b1": {"port": str(emulator.link), "command_timeout": 5}})
+    service.wait_online("b1")
+    return emulator, service
