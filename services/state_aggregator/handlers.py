@@ -37,11 +37,12 @@ DEFAULT_COMMAND_TIMEOUT_S = 10.0
 class HandlerUnavailable(Exception):
     """The handler could not be reached; ``reason`` is what a user sees on its devices."""
 
-    def __init__(self, service: str, reason: str, detail: str = "") -> None:
+    def __init__(self, service: str, reason: str, detail: str = "", timed_out: bool = False) -> None:
         super().__init__(f"{service}: {reason}" + (f" ({detail})" if detail else ""))
         self.service = service
         self.reason = reason
         self.detail = detail
+        self.timed_out = timed_out
 
 
 class HandlerReplyError(Exception):
@@ -134,14 +135,23 @@ class HandlerClient:
 
     def _request(self, method: str, path: str, timeout: tuple[float, float] | None = None,
                  **kwargs: Any) -> requests.Response:
-        try:
-            return self._session.request(method, f"{self.url}{path}",
-                                         timeout=timeout or (CONNECT_TIMEOUT_S, READ_TIMEOUT_S), **kwargs)
-        except requests.Timeout as exc:
-            raise HandlerUnavailable(self.service, NOT_RESPONDING, str(exc)[:200]) from exc
-        except requests.RequestException as exc:
-            reason = SERVICE_NOT_RUNNING if _refused(exc) else NOT_RESPONDING
-            raise HandlerUnavailable(self.service, reason, str(exc)[:200]) from exc
+        """One request. A GET whose connection dropped under it (neither refused nor timed
+        out) is sent once more: that is a pooled keep-alive connection the handler closed a
+        moment ago (it restarted its streams), not a handler that is down."""
+        attempts = 2 if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._session.request(method, f"{self.url}{path}",
+                                             timeout=timeout or (CONNECT_TIMEOUT_S, READ_TIMEOUT_S), **kwargs)
+            except requests.Timeout as exc:
+                raise HandlerUnavailable(self.service, NOT_RESPONDING, str(exc)[:200], timed_out=True) from exc
+            except requests.RequestException as exc:
+                refused = _refused(exc)
+                if refused or attempt == attempts:
+                    reason = SERVICE_NOT_RUNNING if refused else NOT_RESPONDING
+                    raise HandlerUnavailable(self.service, reason, str(exc)[:200]) from exc
+                log.debug("%s %s%s: %s; trying once more", method, self.service, path, exc)
+        raise AssertionError("unreachable")
 
     def _json(self, response: requests.Response) -> dict[str, Any]:
         try:

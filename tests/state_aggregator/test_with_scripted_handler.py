@@ -1,0 +1,189 @@
+"""The aggregator over real HTTP in front of a scripted handler (tests/state_aggregator/
+scripted_handler.py): handler edge cases a board cannot produce on demand."""
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import wait_for
+from tests.state_aggregator.conftest import EventTap, service_ports
+
+
+@pytest.fixture
+def rig(build_aggregator, scripted_serial):
+    services = service_ports()
+    handler = scripted_serial(services["serial_handler"]["port"])
+    under_test = build_aggregator(services)
+    wait_for(lambda: under_test.listed()["living_window"]["online"], 15, message="serial devices online")
+    return under_test, handler
+
+
+def test_every_configured_device_is_listed_and_absent_services_say_so(rig):
+    under_test, _ = rig
+    devices = under_test.listed()
+    assert set(devices) == {d.device_id for d in under_test.settings.devices}
+    window = devices["living_window"]
+    assert window["online"] is True and window["service"] == "serial_handler"
+    assert window["groups"] == ["living_room"] and window["name"] == "Living room window"
+    balcony = wait_for(lambda: (d := under_test.listed()["balcony_temperature"])["reason"] == "service not running"
+                       and d, 10)
+    assert balcony["online"] is False and balcony["service"] == "http_poller"
+    # Filters.
+    assert set(under_test.listed(type="window")) == {"living_window"}
+    assert "balcony_temperature" not in under_test.listed(online="true")
+    assert under_test.get("/devices?type=toaster").status_code == 400
+
+
+def test_health_reports_each_service_without_failing_for_an_absent_one(rig):
+    under_test, _ = rig
+    response = under_test.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["services"]["serial_handler"]["status"] == "ok"
+    assert body["services"]["http_poller"]["status"] == "service not running"
+    assert body["status"] == "degraded"
+
+
+def test_a_reading_reaches_devices_and_events_with_its_source(rig):
+    under_test, handler = rig
+    tap = EventTap(under_test.url)
+    try:
+        wait_for(lambda: under_test.aggregator.publisher.stats()["clients"] >= 1, 10)
+        handler.set_state("living_temperature", temperature=23.5)
+        event = wait_for(lambda: tap.matching("state", device_id="living_temperature"), 10)[0]
+        assert event["state"] == {"temperature": 23.5} and event["source"] == "serial_handler"
+        listed = under_test.listed(include="state")["living_temperature"]
+        assert listed["state"] == {"temperature": 23.5}
+        assert under_test.device("living_temperature")["cache"] == "hit"
+    finally:
+        tap.close()
+
+
+def test_events_resume_with_last_event_id(rig):
+    under_test, handler = rig
+    handler.set_state("living_humidity", humidity=40)
+    first = wait_for(lambda: [e for e in under_test.aggregator.publisher.recent()
+                              if e.kind == "state" and e.data.get("device_id") == "living_humidity"], 10)[-1]
+    handler.set_state("living_humidity", humidity=41)
+    wait_for(lambda: under_test.aggregator.publisher.recent()[-1].data.get("state") == {"humidity": 41}, 10)
+    tap = EventTap(under_test.url, last_event_id=first.id)
+    try:
+        replayed = wait_for(lambda: tap.matching("state", device_id="living_humidity"), 10)
+        assert replayed[0]["state"] == {"humidity": 41}
+    finally:
+        tap.close()
+
+
+def test_stale_entry_is_pulled_again_from_the_owning_handler(build_aggregator, scripted_serial):
+    services = service_ports()
+    handler = scripted_serial(services["serial_handler"]["port"])
+    under_test = build_aggregator(services, cache_ttl=0.3)
+    handler.set_state("living_battery", battery=80, voltage=3.9)
+    wait_for(lambda: under_test.aggregator.cache.peek("living_battery"), 10)
+    before = len(handler.reads)
+    # Nothing new arrives; once the entry is older than the TTL a read goes to the handler.
+    view = wait_for(lambda: (v := under_test.device("living_battery"))["cache"] == "refreshed" and v, 10)
+    assert view["state"] == {"battery": 80, "voltage": 3.9}
+    assert len(handler.reads) > before and handler.reads[-1] == ("living_battery", False)
+    assert under_test.get("/cache/stats").json()["refreshes"] >= 1
+
+
+def test_fresh_and_force_refresh_ask_the_device(rig):
+    under_test, handler = rig
+    assert under_test.get("/device/living_sound?fresh=1").json()["cache"] == "refreshed"
+    assert under_test.post("/device/living_sound/force-refresh").json()["cache"] == "refreshed"
+    assert handler.reads[-2:] == [("living_sound", True), ("living_sound", True)]
+
+
+def test_a_killed_handler_takes_its_devices_offline_and_they_come_back(rig):
+    under_test, handler = rig
+    handler.stop()
+    down = wait_for(lambda: (d := under_test.listed()["living_led"])["online"] is False and d, 15)
+    assert down["reason"] == "service not running"
+    handler.restart()
+    wait_for(lambda: all(d["online"] for d in under_test.listed(type="led").values()), 15,
+             message="devices back after the restart")
+
+
+def test_a_broken_stream_of_a_live_handler_keeps_its_devices_online(rig):
+    under_test, handler = rig
+    client = under_test.aggregator.clients["serial_handler"]
+    syncs = client.syncs
+    handler.drop_streams()
+    wait_for(lambda: client.syncs > syncs and client.stream_connected, 15, message="resync after reconnect")
+    offline = [e for e in under_test.aggregator.publisher.recent()
+               if e.kind == "availability" and e.data.get("source") == "serial_handler" and not e.data["online"]]
+    assert offline == []
+
+
+def test_commands_reach_the_owning_handler_and_its_answer_comes_back(rig):
+    under_test, handler = rig
+    response = under_test.post("/device/living_window/cmd", json={"id": "w-1", "values": {"position": 60}})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "success" and body["cmd_id"] == "w-1" and body["service"] == "serial_handler"
+    assert handler.commands_for("living_window") == [{"values": {"position": 60}, "id": "w-1"}]
+    handler.replies["living_led"] = (409, {"error": "REJECTED", "message": "the board said no"})
+    refused = under_test.post("/device/living_led/cmd", json={"state": "on"})
+    assert refused.status_code == 409 and refused.json()["error"] == "REJECTED"
+    assert refused.json()["message"] == "the board said no"
+
+
+@pytest.mark.parametrize(("device_id", "body", "status", "code"), [
+    ("nope", {"position": 10}, 404, "UNKNOWN_DEVICE"),
+    ("living_window", {"position": "open"}, 400, "INVALID_VALUE"),
+    ("living_window", {"position": 140}, 400, "INVALID_VALUE"),
+    ("living_led", {"brightness": 300}, 400, "INVALID_VALUE"),
+    ("living_temperature", {"position": 3}, 400, "UNSUPPORTED"),
+])
+def test_invalid_commands_never_reach_the_handler(rig, device_id, body, status, code):
+    under_test, handler = rig
+    response = under_test.post(f"/device/{device_id}/cmd", json=body)
+    assert response.status_code == status
+    assert response.json()["error"] == code and response.json()["message"]
+    if code == "UNKNOWN_DEVICE":
+        assert "living_window" in response.json()["known"]
+    assert handler.commands == []
+
+
+def test_not_json_is_a_clear_400(rig):
+    under_test, handler = rig
+    response = under_test.post("/device/living_led/cmd", data="{oops", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"] == "INVALID_JSON"
+    assert handler.commands == []
+
+
+def test_group_command_fans_out_to_members_that_take_it(rig):
+    under_test, handler = rig
+    response = under_test.post("/group/living_room/cmd", json={"id": "g-1", "values": {"interval": 10}})
+    assert response.status_code == 200
+    body = response.json()
+    sensors = ["living_temperature", "living_humidity", "living_motion", "living_sound", "living_battery"]
+    assert body["sent"] == 5 and body["succeeded"] == 5
+    assert all(body["members"][d]["status"] == "success" for d in sensors)
+    assert body["members"]["living_window"]["status"] == "skipped"
+    assert sorted(d for d, _ in handler.commands) == sorted(sensors)
+    assert {b["id"] for _, b in handler.commands} == {f"g-1.{d}" for d in sensors}
+
+
+def test_group_command_reports_partial_failure_per_member(rig):
+    under_test, handler = rig
+    handler.replies["living_motion"] = (504, {"error": "TIMEOUT", "message": "no ack"})
+    response = under_test.post("/group/living_room/cmd", json={"interval": 5})
+    assert response.status_code == 207
+    members = response.json()["members"]
+    assert members["living_motion"]["status"] == "error" and members["living_motion"]["error"] == "TIMEOUT"
+    assert members["living_temperature"]["status"] == "success"
+    nobody = under_test.post("/group/living_room/cmd", json={"colour": "#ffffff"})
+    assert nobody.status_code == 400
+    assert under_test.post("/group/nope/cmd", json={"interval": 5}).status_code == 404
+
+
+def test_json_is_pretty_for_curl_and_errors_are_aggregated(rig):
+    under_test, _ = rig
+    assert under_test.get("/devices", headers={"User-Agent": "curl/8.5.0"}).text.startswith("{\n  ")
+    assert under_test.get("/devices").text.startswith('{"devices":')
+    errors = under_test.get("/errors").json()["errors"]
+    assert any(e["service"] == "serial_handler" and e["error_code"] == "NOISE" for e in errors)
+    assert under_test.get("/groups").json()["groups"][0]["group_id"] == "living_room"
+    assert under_test.post("/cache/clear").json()["cleared"] >= 0
+    assert "sensor_hub_http_requests_total" in under_test.get("/metrics").text
