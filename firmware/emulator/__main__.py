@@ -16,6 +16,7 @@ from firmware.esp32.sensorhub.board import ALL_CAPS
 
 from .control import ControlServer
 from .device import Device, Options
+from .pty_port import LinkInUse
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,7 +62,11 @@ async def main(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    say(f"PTY {device.port.open()}")
+    try:
+        say(f"PTY {device.port.open()}")
+    except LinkInUse as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
     control = None
     http_server = None
     try:

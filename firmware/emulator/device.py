@@ -105,7 +105,7 @@ class Device:
         return True
 
     def write_raw(self, data: bytes) -> None:
-        if not self.unplugged:
+        if not self.unplugged and time.monotonic() >= self.stalled_until:
             self.port.write(data)
 
     def _sensor_extra(self) -> dict:

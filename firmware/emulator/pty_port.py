@@ -9,11 +9,19 @@ import asyncio
 import os
 import pty
 import termios
+import time
 import tty
 from collections.abc import Callable
 from pathlib import Path
 
 OUT_BUFFER_MAX = 64 * 1024   # like a UART TX buffer: beyond this, lines are lost (seq still used)
+# Output nobody has read for this long is thrown away: a USB-serial adapter with no reader drops
+# bytes, so a host that opens the port later must not be fed minutes-old readings.
+STALE_AFTER_S = 5.0
+
+
+class LinkInUse(Exception):
+    """--link names something that is not a symlink (a real device or file): never replace it."""
 
 
 class PtyPort:
@@ -24,6 +32,7 @@ class PtyPort:
         self.slave: int | None = None
         self.path: str | None = None
         self.pending = bytearray()
+        self.pending_since = 0.0
         self.dropped = 0
         self.writable = asyncio.Event()
         self.writable.set()
@@ -34,6 +43,8 @@ class PtyPort:
         return self.master is not None
 
     def open(self) -> str:
+        if self.link is not None and os.path.lexists(self.link) and not self.link.is_symlink():
+            raise LinkInUse(f"{self.link} exists and is not a symlink; refusing to replace it")
         self._loop = asyncio.get_running_loop()
         master, slave = pty.openpty()
         tty.setraw(slave)                 # no echo, no CR/LF translation, no line discipline
@@ -91,6 +102,9 @@ class PtyPort:
         if self.master is None:
             self.dropped += 1
             return False
+        if self.pending and time.monotonic() - self.pending_since > STALE_AFTER_S:
+            self.dropped += self.pending.count(b"\n")
+            self.pending.clear()
         if self.pending:
             if len(self.pending) + len(data) > OUT_BUFFER_MAX:
                 self.dropped += 1
@@ -106,6 +120,7 @@ class PtyPort:
             return False
         if n < len(data):
             self.pending += data[n:]
+            self.pending_since = time.monotonic()
             self.writable.clear()
             assert self._loop is not None
             self._loop.add_writer(self.master, self._flush)
@@ -119,6 +134,8 @@ class PtyPort:
         except OSError:
             n = len(self.pending)
         del self.pending[:n]
+        if n:
+            self.pending_since = time.monotonic()
         if not self.pending:
             assert self._loop is not None
             self._loop.remove_writer(self.master)

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 
 import pytest
 
-from tests.firmware.emulator_process import EmulatorProcess, HostPort
+from tests.firmware.emulator_process import ROOT, EmulatorProcess, HostPort
 from tests.helpers import wait_for
 
 
@@ -271,3 +273,23 @@ def test_boot_noise_reset_and_unplug():
         code = emu.stop()
     assert code == 0
     assert not emu.link.exists()
+
+
+def test_board_keeps_running_with_no_host_attached(emu):
+    seq = emu.control({"get": "state"})["state"]["board"]["seq"]
+    wait_for(lambda: emu.control({"get": "state"})["state"]["board"]["seq"] > seq + 3, timeout=15,
+             message="lines while nobody reads")
+    port = HostPort(emu.link)
+    try:
+        assert port.command({"type": "ping", "id": "back"})["ok"] is True
+    finally:
+        port.close()
+
+
+def test_link_over_a_real_file_is_refused(tmp_path):
+    target = tmp_path / "ttyUSB0"
+    target.write_text("a real device would be here")
+    proc = subprocess.run([sys.executable, "-m", "firmware.emulator", "--link", str(target)], capture_output=True,
+                          text=True, timeout=30, cwd=ROOT)
+    assert proc.returncode == 2 and "not a symlink" in proc.stderr
+    assert target.read_text() == "a real device would be here"
