@@ -69,9 +69,9 @@ class Watcher:
         def found():
             for payload in reversed(self.on(topic)):
                 if predicate(payload):
-                    return payload
+                    return [payload]  # a list, so an empty payload still counts as found
             return None
-        return wait_for(found, timeout=timeout, message=f"a message on {topic}")
+        return wait_for(found, timeout=timeout, message=f"a message on {topic}")[0]
 
     def wait_json(self, topic: str, predicate=lambda doc: True, timeout: float = 15.0) -> Any:
         def match(payload: bytes) -> bool:

@@ -1,0 +1,139 @@
+"""A checker for Home Assistant MQTT discovery payloads, written from Home Assistant's docs:
+
+  https://www.home-assistant.io/integrations/mqtt/ (discovery topic, device, origin, availability)
+  https://www.home-assistant.io/integrations/sensor.mqtt/ and /integrations/sensor/ (device classes, units)
+  https://www.home-assistant.io/integrations/binary_sensor.mqtt/
+  https://www.home-assistant.io/integrations/cover.mqtt/
+  https://www.home-assistant.io/integrations/light.mqtt/#json-schema
+  https://www.home-assistant.io/integrations/switch.mqtt/
+
+``problems(topic, payload)`` returns every violation as a sentence; empty means valid.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+TOPIC = re.compile(r"^(?P<prefix>[^/#+]+)/(?P<component>[a-z_]+)/(?:(?P<node>[a-zA-Z0-9_-]+)/)?"
+                   r"(?P<object>[a-zA-Z0-9_-]+)/config$")
+COMMON = {"availability", "availability_mode", "availability_template", "availability_topic", "payload_available",
+          "payload_not_available", "device", "origin", "unique_id", "object_id", "default_entity_id", "name", "icon",
+          "qos", "enabled_by_default", "entity_category", "encoding", "json_attributes_topic",
+          "json_attributes_template", "entity_picture"}
+COMPONENTS: dict[str, tuple[set[str], set[str]]] = {
+    # component: (required, optional)
+    "sensor": ({"state_topic"}, {"device_class", "unit_of_measurement", "state_class", "value_template",
+                                 "expire_after", "force_update", "last_reset_value_template",
+                                 "suggested_display_precision", "options"}),
+    "binary_sensor": ({"state_topic"}, {"device_class", "payload_on", "payload_off", "value_template",
+                                        "expire_after", "force_update", "off_delay"}),
+    "cover": (set(), {"command_topic", "device_class", "payload_open", "payload_close", "payload_stop",
+                      "position_topic", "position_template", "position_open", "position_closed",
+                      "set_position_topic", "set_position_template", "state_topic", "state_open", "state_opening",
+                      "state_closed", "state_closing", "state_stopped", "value_template", "optimistic", "retain",
+                      "tilt_command_topic", "tilt_status_topic"}),
+    "light": ({"command_topic", "schema"}, {"state_topic", "brightness", "brightness_scale",
+                                            "supported_color_modes", "effect", "effect_list", "flash_time_long",
+                                            "flash_time_short", "optimistic", "retain", "transition",
+                                            "min_kelvin", "max_kelvin", "color_temp_kelvin", "white_scale"}),
+    "switch": ({"command_topic"}, {"state_topic", "payload_on", "payload_off", "state_on", "state_off",
+                                   "value_template", "optimistic", "retain", "device_class"}),
+    "select": ({"command_topic", "options"}, {"state_topic", "value_template", "command_template", "optimistic",
+                                              "retain"}),
+}
+DEVICE_KEYS = {"identifiers", "connections", "name", "manufacturer", "model", "model_id", "sw_version",
+               "hw_version", "serial_number", "suggested_area", "via_device", "configuration_url"}
+ORIGIN_KEYS = {"name", "sw_version", "support_url"}
+AVAILABILITY_KEYS = {"topic", "payload_available", "payload_not_available", "value_template"}
+SENSOR_UNITS = {"temperature": {"°C", "°F", "K"}, "humidity": {"%"}, "battery": {"%"},
+                "voltage": {"V", "mV", "µV", "kV", "MV"}, "pressure": {"Pa", "kPa", "hPa", "bar", "cbar", "mbar",
+                                                                      "mmHg", "inHg", "psi"},
+                "atmospheric_pressure": {"cbar", "bar", "hPa", "mmHg", "inHg", "kPa", "mbar", "Pa", "psi"},
+                "illuminance": {"lx"}, "sound_pressure": {"dB", "dBA"}}
+STATE_CLASSES = {"measurement", "total", "total_increasing", "measurement_angle"}
+BINARY_CLASSES = {"motion", "occupancy", "door", "window", "opening", "presence", "problem", "connectivity"}
+COVER_CLASSES = {"awning", "blind", "curtain", "damper", "door", "garage", "gate", "shade", "shutter", "window"}
+COLOR_MODES = {"onoff", "brightness", "color_temp", "hs", "xy", "rgb", "rgbw", "rgbww", "white"}
+
+
+def _topic_ok(value: Any) -> bool:
+    return isinstance(value, str) and bool(value) and "+" not in value and "#" not in value
+
+
+def problems(topic: str, payload: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    match = TOPIC.match(topic)
+    if not match:
+        return [f"{topic}: not <prefix>/<component>/[<node_id>/]<object_id>/config with ids [a-zA-Z0-9_-]"]
+    component = match["component"]
+    if component not in COMPONENTS:
+        return [f"{topic}: component {component!r} is not checked here"]
+    required, optional = COMPONENTS[component]
+    for key in sorted(required - payload.keys()):
+        out.append(f"{component}: {key} is required")
+    for key in sorted(payload.keys() - required - optional - COMMON):
+        out.append(f"{component}: unknown key {key!r}")
+    for key, value in payload.items():
+        if key.endswith("_topic") and not _topic_ok(value):
+            out.append(f"{key}: {value!r} is not a valid topic")
+    if not isinstance(payload.get("unique_id"), str) or not payload.get("unique_id"):
+        out.append("unique_id is required for a device-attached entity")
+    device = payload.get("device")
+    if not isinstance(device, dict):
+        out.append("device is required")
+    else:
+        if not (device.get("identifiers") or device.get("connections")):
+            out.append("device needs identifiers or connections")
+        if "identifiers" in device and not isinstance(device["identifiers"], (list, str)):
+            out.append("device.identifiers must be a list or a string")
+        out += [f"device: unknown key {k!r}" for k in sorted(device.keys() - DEVICE_KEYS)]
+    origin = payload.get("origin")
+    if origin is not None:
+        if not isinstance(origin, dict) or not origin.get("name"):
+            out.append("origin.name is required when origin is given")
+        else:
+            out += [f"origin: unknown key {k!r}" for k in sorted(origin.keys() - ORIGIN_KEYS)]
+    if "availability" in payload:
+        if "availability_topic" in payload:
+            out.append("availability must not be used together with availability_topic")
+        if not isinstance(payload["availability"], list) or not payload["availability"]:
+            out.append("availability must be a non-empty list")
+        else:
+            for entry in payload["availability"]:
+                if not isinstance(entry, dict) or not _topic_ok(entry.get("topic")):
+                    out.append(f"availability entry {entry!r} needs a topic")
+                else:
+                    out += [f"availability: unknown key {k!r}" for k in sorted(entry.keys() - AVAILABILITY_KEYS)]
+    if payload.get("availability_mode", "latest") not in ("all", "any", "latest"):
+        out.append("availability_mode must be all, any or latest")
+    if payload.get("qos", 0) not in (0, 1, 2):
+        out.append("qos must be 0, 1 or 2")
+    if component == "sensor":
+        device_class, unit = payload.get("device_class"), payload.get("unit_of_measurement")
+        if device_class is not None:
+            allowed = SENSOR_UNITS.get(device_class)
+            if allowed is None:
+                out.append(f"sensor device_class {device_class!r} unknown to this checker")
+            elif unit not in allowed:
+                out.append(f"sensor unit {unit!r} does not fit device_class {device_class!r} ({sorted(allowed)})")
+        if "state_class" in payload and payload["state_class"] not in STATE_CLASSES:
+            out.append(f"state_class {payload['state_class']!r} is not one of {sorted(STATE_CLASSES)}")
+    if component == "binary_sensor" and payload.get("device_class") not in (None, *BINARY_CLASSES):
+        out.append(f"binary_sensor device_class {payload.get('device_class')!r} unknown")
+    if component == "cover":
+        if payload.get("device_class") not in (None, *COVER_CLASSES):
+            out.append(f"cover device_class {payload.get('device_class')!r} unknown")
+        for key in ("position_open", "position_closed"):
+            if key in payload and not isinstance(payload[key], int):
+                out.append(f"{key} must be an integer")
+        if "set_position_topic" in payload and "position_topic" not in payload:
+            out.append("set_position_topic without position_topic leaves the position unknown")
+    if component == "light":
+        if payload.get("schema") != "json":
+            out.append("light: only the json schema is checked")
+        modes = payload.get("supported_color_modes", [])
+        if not isinstance(modes, list) or not set(modes) <= COLOR_MODES:
+            out.append(f"supported_color_modes {modes!r} not a list of {sorted(COLOR_MODES)}")
+        if "onoff" in modes and len(modes) > 1 or "brightness" in modes and len(modes) > 1:
+            out.append("onoff and brightness must be the only supported color mode when used")
+    return out

@@ -1,0 +1,95 @@
+"""Plain-Python parts of the bridge: the outbox, topic parsing, command parsing."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bridge.commands import BadInput, decode_json, parse_command
+from bridge.outbox import KEEP, STATE, Outbox
+from shared.topics import Topics
+
+T = Topics("IoT2mqtt", "hub")
+
+
+def test_outbox_keeps_order_and_survives_reopening(tmp_path):
+    box = Outbox(tmp_path / "o.sqlite3")
+    seqs = [box.put(f"t/{n}", str(n).encode(), 1, False, KEEP) for n in range(5)]
+    box.ack(seqs[:2])
+    box.close()
+    again = Outbox(tmp_path / "o.sqlite3")
+    assert [m.payload for m in again.pending()] == [b"2", b"3", b"4"]
+    assert [m.payload for m in again.pending(after=seqs[3])] == [b"4"]
+
+
+def test_outbox_keeps_only_the_newest_state_per_topic(tmp_path):
+    box = Outbox(tmp_path / "o.sqlite3")
+    box.put("s/a", b"1", 1, True, STATE)
+    box.put("e", b"event", 1, False, KEEP)
+    box.put("s/a", b"2", 1, True, STATE)
+    assert [(m.topic, m.payload, m.retain) for m in box.pending()] == [("e", b"event", False), ("s/a", b"2", True)]
+    assert box.stats()["replaced_state"] == 1
+
+
+def test_outbox_bound_drops_the_oldest_state_first_and_counts(tmp_path):
+    box = Outbox(tmp_path / "o.sqlite3", max_messages=4)
+    box.put("s/a", b"a", 1, True, STATE)
+    box.put("e/1", b"1", 1, False, KEEP)
+    box.put("s/b", b"b", 1, True, STATE)
+    box.put("e/2", b"2", 1, False, KEEP)
+    box.put("e/3", b"3", 1, False, KEEP)  # over the bound: s/a goes
+    assert [m.topic for m in box.pending()] == ["e/1", "s/b", "e/2", "e/3"]
+    box.put("e/4", b"4", 1, False, KEEP)  # s/b goes
+    box.put("e/5", b"5", 1, False, KEEP)  # nothing but events left: the oldest event goes
+    assert [m.topic for m in box.pending()] == ["e/2", "e/3", "e/4", "e/5"]
+    assert box.stats()["dropped_state"] == 2 and box.stats()["dropped_keep"] == 1
+
+
+@pytest.mark.parametrize("topic, kind, ident, problem", [
+    ("IoT2mqtt/v1/instances/hub/devices/d1/cmd", "device_cmd", "d1", None),
+    ("IoT2mqtt/v1/instances/hub/devices/d1/get", "device_get", "d1", None),
+    ("IoT2mqtt/v1/instances/hub/devices/d1/cmd/x/y", "device_cmd", "d1", "extra"),
+    ("IoT2mqtt/v1/instances/hub/devices//cmd", "device_cmd", "", "empty"),
+    ("IoT2mqtt/v1/instances/hub/groups/g/cmd", "group_cmd", "g", None),
+    ("IoT2mqtt/v1/instances/hub/meta/request/info", "meta_request", "info", None),
+    ("IoT2mqtt/v1/instances/hub/ha/d1/set", "ha_command", "d1", None),
+    ("IoT2mqtt/v1/instances/hub/devices/d1/cmd/response", "own_publication", None, None),
+    ("IoT2mqtt/v1/instances/other/devices/d1/cmd", "unknown", None, "instance"),
+])
+def test_topic_parsing(topic, kind, ident, problem):
+    parsed = T.parse(topic)
+    assert parsed.kind == kind
+    if ident is not None:
+        assert ident in (parsed.device_id, parsed.group_id, parsed.request)
+    assert (parsed.problem is None) == (problem is None)
+    if problem:
+        assert problem in parsed.problem
+
+
+def test_topics_built():
+    assert T.status == "IoT2mqtt/v1/instances/hub/status"
+    assert T.state_property("d", "temperature") == "IoT2mqtt/v1/instances/hub/devices/d/state/temperature"
+    assert T.global_events == "IoT2mqtt/v1/global/events"
+    assert T.ha_config("sensor", "hub_d") == "homeassistant/sensor/hub_d/config"
+
+
+def test_command_parsing():
+    now = time.time()
+    command = parse_command({"id": 5, "values": {"position": 1}, "timeout": 500, "timestamp": now - 5}, now)
+    assert (command.cmd_id, command.values, command.timeout_ms) == ("5", {"position": 1}, 500)
+    assert parse_command({"state": "on", "id": "x"}, now).values == {"state": "on"}
+    assert parse_command({"values": {"a": 1}, "timestamp": "2020-01-01T00:00:00Z"}, 1577836800 + 10).values
+    for bad, code in [({"values": {"a": 1}, "timestamp": now - 31}, "STALE_COMMAND"),
+                      ({"values": {"a": 1}, "timestamp": "yesterday"}, "INVALID_PAYLOAD"),
+                      ({"id": [1], "values": {"a": 1}}, "INVALID_PAYLOAD"),
+                      ({"id": True, "values": {"a": 1}}, "INVALID_PAYLOAD"),
+                      ({"values": {"a": 1}, "timeout": 0}, "INVALID_PAYLOAD"),
+                      ({"id": "only"}, "INVALID_PAYLOAD"),
+                      ("text", "INVALID_PAYLOAD")]:
+        with pytest.raises(BadInput) as info:
+            parse_command(bad, now)
+        assert info.value.code == code, bad
+    for raw, code in [(b"", "INVALID_PAYLOAD"), (b"\xff\xfe", "INVALID_JSON"), (b"{" * 70_000, "PAYLOAD_TOO_LARGE")]:
+        with pytest.raises(BadInput) as info:
+            decode_json(raw)
+        assert info.value.code == code
