@@ -223,3 +223,10 @@ trace("files", sorted(hal.files))
 import sensorhub.app  # noqa: E402
 
 trace("app", {"has_app": hasattr(sensorhub.app, "App"), "tick_ms": sensorhub.app.WINDOW_TICK_MS})
+
+# hal.py cannot run off the board (it imports machine) but it must at least compile under MicroPython.
+import sensorhub  # noqa: E402
+
+with open(sensorhub.__file__.rsplit("/", 1)[0] + "/hal.py") as f:
+    compile(f.read(), "hal.py", "exec")
+trace("hal_compiles", True)
