@@ -65,7 +65,7 @@ def test_container_supervisord_config_runs_only_programs_that_exist():
     assert programs, "supervisord.conf has no programs"
     for section in programs:
         command = parser.get(section, "command").split()
-        target = command[-1]
+        target = command[-1].removeprefix("/app/")  # the container's app root is this checkout
         path = ROOT / (target if target.endswith(".py") else target.replace(".", "/") + "/__main__.py")
         assert path.exists(), f"{section} runs {target}, which does not exist"
         assert parser.get(section, "stdout_logfile") == "/dev/stdout"
