@@ -13,7 +13,7 @@ from tests.helpers import wait_for
 
 class Watcher:
     def __init__(self, port: int, topics: str | list[str] = "#", client_id: str | None = None,
-                 persistent: bool = False) -> None:
+                 persistent: bool = False, setup=None) -> None:
         self.port = port
         self.topics = [topics] if isinstance(topics, str) else topics
         self.messages: list[tuple[str, bytes, bool]] = []
@@ -22,6 +22,8 @@ class Watcher:
         # persistent: a broker-side session that queues QoS 1 messages while we are away
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id or "",
                                   clean_session=not persistent)
+        if setup is not None:
+            setup(self.client)  # TLS, credentials
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self.subscribed.set()
