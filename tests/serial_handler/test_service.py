@@ -1,9 +1,11 @@
 """The serial handler against emulated boards on real ptys: readings, commands, REST API."""
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from shared.logs import current_command_id
 from tests.helpers import wait_for
 
 
@@ -159,3 +161,24 @@ def test_rest_endpoints_answer_json(board) -> None:
     metrics = service.get("/metrics").text
     assert 'sensor_hub_serial_lines_total{board="b1"}' in metrics
     assert service.get("/nowhere").json()["error"] == "NOT_FOUND"
+
+
+def test_the_command_id_is_in_every_log_line_about_the_command(board) -> None:
+    _, service = board
+    seen: list[tuple[str, str | None]] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record.getMessage(), current_command_id()))
+
+    logger = logging.getLogger("services.serial_handler")
+    capture, old_level = Capture(), logger.level
+    logger.addHandler(capture)
+    logger.setLevel(logging.INFO)
+    try:
+        assert service.post("/sensor/b1_led/cmd", {"values": {"state": "on"}, "id": "cmd-42"}).status_code == 200
+    finally:
+        logger.removeHandler(capture)
+        logger.setLevel(old_level)
+    about = [(text, cmd_id) for text, cmd_id in seen if "b1_led" in text]
+    assert about and all(cmd_id == "cmd-42" for _, cmd_id in about), seen
