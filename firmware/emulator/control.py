@@ -92,7 +92,7 @@ class ControlServer:
         if "set" in req:
             if not isinstance(req["set"], dict):
                 raise RequestError("set must be an object of readings")
-            dev.room.set(req["set"])
+            dev.set_readings(req["set"])
             return {"ok": True, "pinned": dev.room.pinned}
         if "motion" in req:
             value = req["motion"]

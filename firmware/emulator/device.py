@@ -175,6 +175,12 @@ class Device:
 
     # --- control actions ------------------------------------------------------------------
 
+    def set_readings(self, values: dict) -> None:
+        """Pin readings so the very next sensor line shows them (the mic level is re-sampled now)."""
+        self.room.set(values)
+        if "sound_dbfs" in values and self.board is not None and self.board.sound is not None:
+            self.board.sound.sample()
+
     def set_motion(self, on: bool | None) -> None:
         before = self.room.pir_level
         self.room.forced_motion = on

@@ -125,11 +125,13 @@ def test_malformed_commands_get_errors(host):
 
 def test_control_set_shows_in_the_next_sensor_line(emu, host):
     sensor_after(host, 0)
-    assert emu.control({"set": {"temperature": 31.5, "humidity": 55.0}})["ok"] is True
+    values = {"temperature": 31.5, "humidity": 55.0, "battery_v": 3.7, "sound_dbfs": -20.0}
+    assert emu.control({"set": values})["ok"] is True
     mark = len(host.lines)
     msg = sensor_after(host, mark)
     assert msg["temperature"] == 31.5 and msg["humidity"] == 55.0
-    assert emu.control({"set": {"temperature": None, "humidity": None}})["ok"] is True
+    assert abs(msg["battery_v"] - 3.7) < 0.03 and abs(msg["sound_dbfs"] + 20.0) < 1.0
+    assert emu.control({"set": dict.fromkeys(values)})["ok"] is True
     assert emu.control({"set": {"colour": 3}})["ok"] is False
 
 
@@ -293,3 +295,19 @@ def test_link_over_a_real_file_is_refused(tmp_path):
                           text=True, timeout=30, cwd=ROOT)
     assert proc.returncode == 2 and "not a symlink" in proc.stderr
     assert target.read_text() == "a real device would be here"
+
+
+def test_deep_sleep_board_wakes_as_a_new_boot():
+    emu = EmulatorProcess("--interval-ms", "400", "--motion-rate", "0", control=False)
+    host = HostPort(emu.link)
+    try:
+        mark = len(host.lines)
+        assert host.command({"type": "config", "id": "sleepy", "deep_sleep": True})["ok"] is True
+        hello = host.wait_line(lambda m: m["type"] == "hello", start=mark, timeout=15)
+        assert hello["seq"] == 0 and hello["reset_cause"] == "deep_sleep"
+        awake = host.lines.index(hello)
+        reading = host.wait_line(lambda m: m["type"] == "sensor", start=awake, timeout=15)
+        assert reading["uptime_s"] < 5
+    finally:
+        host.close()
+        assert emu.stop() == 0
