@@ -160,9 +160,7 @@ class Device:
             self.write_raw(BOOT_NOISE)
         self.board = Board(self.hal, self.options.board_id, self.options.caps)
         self.board.acks_enabled = not self.noack
-        interval = self.board.config["interval_ms"]
-        burst = max(1, min(1000, 50 // interval)) if interval < 50 else 1
-        self.app = App(self.board, max_burst=burst,
+        self.app = App(self.board, max_burst=None,
                        sensor_extra=self._sensor_extra if self.options.timestamps else None)
 
     async def _physics_task(self) -> None:

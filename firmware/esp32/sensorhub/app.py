@@ -36,7 +36,9 @@ class App:
     def __init__(self, board, max_burst=1, sensor_extra=None):
         self.board = board
         self.hal = board.hal
-        self.max_burst = max_burst          # emulator: catch up with missed periods at tiny intervals
+        # How many missed periods one wake-up may catch up on: 1 on a board (skip, never flood);
+        # None = as many as fit in ~50 ms (the emulator as a load generator at 1 ms intervals).
+        self.max_burst = max_burst
         self.sensor_extra = sensor_extra    # emulator: callable adding fields (e.g. "ts") to sensor lines
         self.ended = None
         self.done = asyncio.Event()
@@ -91,12 +93,13 @@ class App:
     async def sensor_task(self):
         board = self.board
         interval = board.config["interval_ms"]
-        period = Periodic(interval, self.hal.ticks_ms(), self.max_burst)
+        period = Periodic(interval, self.hal.ticks_ms(), self.burst_for(interval))
         while True:
             now = self.hal.ticks_ms()
             if board.config["interval_ms"] != interval:
                 interval = board.config["interval_ms"]
                 period.reset(interval, now)
+                period.max_burst = self.burst_for(interval)
             delay = period.delay_ms(now)
             if delay > 0:
                 await wait_flag(board.config_flag, delay)
@@ -107,6 +110,11 @@ class App:
                 self.finish("sleep")
                 return
             await sleep_ms(0)
+
+    def burst_for(self, interval_ms):
+        if self.max_burst is not None:
+            return self.max_burst
+        return 50 // interval_ms if interval_ms < 50 else 1
 
     async def status_task(self):
         board = self.board
