@@ -222,7 +222,9 @@ class SerialLink:
         self._splitter.reset()  # the start of an unfinished line is gone with the old port
         self._set_state(OPEN, "port open, waiting for the board")
         self._last_line = time.monotonic()
+        # Learn who is there and what it reads now, instead of waiting for a boot or an interval.
         self._send_quiet({"type": "hello", "id": f"host-hello-{next(self._ids)}"})
+        self._send_quiet({"type": "read", "id": f"host-read-{next(self._ids)}"})
         path = self.board.port if is_device_path(self.board.port) else None
         next_path_check = time.monotonic() + PATH_CHECK_INTERVAL
         while not self._stop.is_set():
