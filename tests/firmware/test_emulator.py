@@ -303,8 +303,9 @@ def test_deep_sleep_board_wakes_as_a_new_boot():
     try:
         mark = len(host.lines)
         assert host.command({"type": "config", "id": "sleepy", "deep_sleep": True})["ok"] is True
-        hello = host.wait_line(lambda m: m["type"] == "hello", start=mark, timeout=15)
-        assert hello["seq"] == 0 and hello["reset_cause"] == "deep_sleep"
+        hello = host.wait_line(lambda m: m["type"] == "hello" and m["reset_cause"] == "deep_sleep", start=mark,
+                               timeout=15)
+        assert hello["seq"] == 0
         awake = host.lines.index(hello)
         reading = host.wait_line(lambda m: m["type"] == "sensor", start=awake, timeout=15)
         assert reading["uptime_s"] < 5
