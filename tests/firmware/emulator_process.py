@@ -31,12 +31,16 @@ class EmulatorProcess:
             cmd += ["--link", str(self.link)]
         if self.control_path:
             cmd += ["--control", str(self.control_path)]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # stderr goes to a file: an unread pipe could fill up and block the emulator.
+        self.stderr_path = self.dir / "stderr.log"
+        self._stderr = open(self.stderr_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
         self.banner: list[str] = []
         while True:
             line = self.proc.stdout.readline()
             if not line:
-                raise RuntimeError(f"emulator exited: {self.proc.stderr.read()}")
+                self.proc.wait()
+                raise RuntimeError(f"emulator exited: {self.stderr_path.read_text()}")
             self.banner.append(line.strip())
             if line.strip() == "READY":
                 break
@@ -66,7 +70,8 @@ class EmulatorProcess:
             self.proc.kill()
             code = self.proc.wait()
         self.proc.stdout.close()
-        self.proc.stderr.close()
+        self._stderr.close()
+        self.stderr = self.stderr_path.read_text()
         shutil.rmtree(self.dir, ignore_errors=True)
         return code
 

@@ -20,6 +20,7 @@ def emu():
                            "--motion-rate", "0", "--timestamps", "--http", "0")
     yield proc
     assert proc.stop() == 0
+    assert "Traceback" not in proc.stderr, proc.stderr
 
 
 @pytest.fixture
@@ -275,6 +276,7 @@ def test_boot_noise_reset_and_unplug():
         code = emu.stop()
     assert code == 0
     assert not emu.link.exists()
+    assert "Traceback" not in emu.stderr, emu.stderr
 
 
 def test_board_keeps_running_with_no_host_attached(emu):
