@@ -3,6 +3,7 @@
 # Pins follow the wiring table in firmware/README.md; change them in PINS (or config.json "pins").
 import gc
 import os
+import select
 import sys
 import time
 
@@ -52,7 +53,9 @@ class Esp32Hal:
         # The protocol uses the console (UART0 / USB at 115200 8N1): while main.py runs the REPL is
         # not reading it. Ctrl-C stays enabled so mpremote can still stop main.py (JSON never has 0x03).
         self._out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else sys.stdout
-        self._reader = asyncio.StreamReader(sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin)
+        self._in = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
+        self._poll = select.poll()
+        self._poll.register(sys.stdin, select.POLLIN)
 
     # --- time, flags, system ---
     def ticks_ms(self):
@@ -115,8 +118,15 @@ class Esp32Hal:
         return n is None or n == len(data)
 
     async def serial_read(self):
-        data = await self._reader.read(256)
-        return data or b""
+        # stdin reads block until they have all they asked for, so read only bytes that poll()
+        # says are there: a partial line (noise, a cable pulled mid-line) never stalls the loop.
+        while True:
+            data = bytearray()
+            while len(data) < 256 and self._poll.poll(0):
+                data += self._in.read(1)
+            if data:
+                return bytes(data)
+            await asyncio.sleep_ms(10)
 
     # --- sensors ---
     def dht_read(self):
