@@ -7,7 +7,10 @@ lives). It records every command and every pull so tests can assert what reached
 """
 from __future__ import annotations
 
+import json
+import sys
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -124,4 +127,44 @@ class ScriptedHandler:
         def events():
             return self.publisher.flask_response(request.headers.get("Last-Event-ID"))
 
+        @app.post("/emit")
+        def emit():
+            body = request.get_json(force=True)
+            count, rate = int(body["count"]), float(body.get("rate", 1000))
+            threading.Thread(target=self.emit, args=(count, rate, body.get("tag", "")), daemon=True).start()
+            return jsonify(started=count)
+
         return app
+
+    def emit(self, count: int, rate: float, tag: str = "") -> None:
+        """``count`` state events at ``rate``/s over the devices in turn, each carrying
+        ``bench: {tag, key, sent_at}`` (``perf_counter``, machine-wide on Linux) so a reader in
+        another process can time its arrival (the aggregator fan-out benchmark)."""
+        ids = list(self.views)
+        clock = time.perf_counter
+        start = clock()
+        for key in range(count):
+            due = start + key / rate
+            while (now := clock()) < due:
+                time.sleep(min(due - now, 0.001))  # pacing the load, not synchronising
+            self.publisher.publish("state", {"device_id": ids[key % len(ids)], "state": {"value": key},
+                                             "bench": {"tag": tag, "key": key, "sent_at": clock()}})
+
+
+def main(argv: list[str]) -> None:
+    """``python -m tests.state_aggregator.scripted_handler PORT INSTANCE_FILE``: play the
+    serial handler for every board device of the instance (benchmarks), until killed."""
+    port, path = int(argv[0]), argv[1]
+    doc = json.loads(open(path, encoding="utf-8").read())
+    devices = [(d["device_id"], d["type"]) for d in doc["devices"] if "board" in d.get("source", {})]
+    handler = ScriptedHandler(devices, port)
+    for index, (device_id, _) in enumerate(devices):
+        handler.views[device_id]["state"] = {"value": index}
+        handler.views[device_id]["last_seen"] = now_iso()
+    handler.start()
+    print(f"READY {len(devices)} devices on 127.0.0.1:{port}", flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
