@@ -18,7 +18,7 @@ from shared.config import SOURCE_OWNERS, DeviceSpec, Settings
 from shared.sse import Event, EventPublisher, now_iso
 from shared.web import ErrorLog
 
-from .cache import Freshness, TtlCache
+from .cache import CacheEntry, Freshness, TtlCache
 from .handlers import HandlerClient, HandlerReplyError, HandlerUnavailable
 from .registry import SERVICE_NOT_RUNNING, DeviceRegistry
 from .routing import CommandRouter
@@ -46,6 +46,11 @@ class StateAggregator:
             if service not in self.clients:  # a device owned by a service with no address
                 self.registry.mark_service_down(service, "service not configured")
         self.router = CommandRouter(self.registry, self.clients)
+        # What never changes about a device, built once: listings only add availability and state.
+        self._static: dict[str, dict[str, Any]] = {
+            d.device_id: {"device_id": d.device_id, "name": d.name, "type": d.type, "service": d.service,
+                          "enabled": d.enabled, "groups": list(d.groups), "area": d.area, "model": d.model}
+            for d in self.registry.specs()}
         self._pool = ThreadPoolExecutor(max_workers=max(4, len(self.clients)), thread_name_prefix="aggregate")
         self._started = False
         self.events_ignored = 0
@@ -177,25 +182,42 @@ class StateAggregator:
     def device_views(self, include_state: bool = False, type: str | None = None,
                      online: bool | None = None) -> list[dict[str, Any]]:
         """Every device (filtered). With state, a service whose entries went stale is pulled
-        once (``GET /sensors``), not once per device, so the list stays fast."""
+        once (``GET /sensors``), not once per device, so the list stays fast. Built from one
+        snapshot of the registry and of the cache: a thousand devices, two locks."""
         specs = [s for s in self.registry.specs() if type is None or s.type == type]
+        entries: dict[str, CacheEntry] = {}
+        now = 0.0
         if include_state:
-            self._refresh_stale_services(specs)
-        views = [self._view(spec, include_state) for spec in specs]
-        if online is not None:
-            views = [v for v in views if v["online"] is online]
+            entries, now = self.cache.snapshot()
+            if self._refresh_stale_services(specs, entries, now):
+                entries, now = self.cache.snapshot()
+        availability = self.registry.all_availability()
+        views = []
+        for spec in specs:
+            state = availability[spec.device_id]
+            if online is not None and state.online is not online:
+                continue
+            view = {**self._static[spec.device_id], "online": state.online, "last_seen": state.last_seen,
+                    "reason": state.reason}
+            if include_state:
+                self._add_state(view, entries.get(spec.device_id), now)
+            views.append(view)
         return views
 
-    def _refresh_stale_services(self, specs: list[DeviceSpec]) -> None:
+    def _refresh_stale_services(self, specs: list[DeviceSpec], entries: dict[str, CacheEntry],
+                                now: float) -> bool:
+        """Pull every service that has a stale entry (once each); True when something was pulled."""
         stale: set[str] = set()
+        ttl = self.cache.ttl
+        cutoff = now - ttl
         for spec in specs:
             if spec.service in stale or not spec.enabled:
                 continue
+            entry = entries.get(spec.device_id)
+            if entry is not None and ttl > 0 and entry.stored_at > cutoff:
+                continue
             client = self.clients.get(spec.service)
             if client is None or client.down_reason:
-                continue
-            entry = self.cache.peek(spec.device_id)
-            if entry is not None and self.cache.is_fresh(entry):
                 continue
             synced = client.last_sync
             if synced is not None and self.cache.ttl > 0 and time.time() - synced < self.cache.ttl:
@@ -211,21 +233,26 @@ class StateAggregator:
                     self.on_handler_down(service, exc.reason)
             except HandlerReplyError:
                 self.cache.record_refresh(False)
+        return bool(stale)
 
     def _view(self, spec: DeviceSpec, include_state: bool, cache: str | None = None) -> dict[str, Any]:
         availability = self.registry.availability(spec.device_id)
-        view: dict[str, Any] = {
-            "device_id": spec.device_id, "name": spec.name, "type": spec.type, "service": spec.service,
-            "enabled": spec.enabled, "groups": list(spec.groups), "area": spec.area, "model": spec.model,
-            "online": availability.online, "last_seen": availability.last_seen, "reason": availability.reason,
-        }
+        view: dict[str, Any] = {**self._static[spec.device_id], "online": availability.online,
+                                "last_seen": availability.last_seen, "reason": availability.reason}
         if include_state:
-            entry = self.cache.peek(spec.device_id)
-            view["state"] = dict(entry.state) if entry else {}
-            view["state_age_s"] = round(self.cache.age(entry), 3) if entry else None
+            entries, now = {spec.device_id: self.cache.peek(spec.device_id)}, self.cache.clock()
+            self._add_state(view, entries[spec.device_id], now)
         if cache is not None:
             view["cache"] = cache
         return view
+
+    @staticmethod
+    def _add_state(view: dict[str, Any], entry: CacheEntry | None, now: float) -> None:
+        # Entries are never changed in place (a write stores a new dict): no copy needed.
+        if entry is None:
+            view["state"], view["state_age_s"] = {}, None
+        else:
+            view["state"], view["state_age_s"] = entry.state, round(max(0.0, now - entry.stored_at), 3)
 
     def force_refresh(self, device_id: str) -> dict[str, Any]:
         return self.device_view(device_id, fresh=True)

@@ -64,6 +64,11 @@ class TtlCache:
         with self._lock:
             return self._entries.get(key)
 
+    def snapshot(self) -> tuple[dict[str, CacheEntry], float]:
+        """Every entry and the clock reading, under one lock (listings of many devices)."""
+        with self._lock:
+            return dict(self._entries), self._clock()
+
     def lookup(self, key: str) -> tuple[CacheEntry | None, Freshness]:
         """A read that counts: the entry (if any) and whether it may be served as is."""
         with self._lock:
@@ -76,6 +81,9 @@ class TtlCache:
                 return entry, Freshness.HIT
             self._counters["stale"] += 1
             return entry, Freshness.STALE
+
+    def clock(self) -> float:
+        return self._clock()
 
     def is_fresh(self, entry: CacheEntry) -> bool:
         return self.ttl > 0 and entry.age(self._clock()) < self.ttl
