@@ -15,6 +15,8 @@ def main() -> int:
     except ConfigError as exc:
         print(f"serial_handler: {exc}", file=sys.stderr)
         return 2
+    # A reading should not wait the default 5 ms for the GIL while another thread computes.
+    sys.setswitchinterval(0.0005)
     serve(create_app, settings, "serial_handler")
     return 0
 

@@ -1,6 +1,7 @@
 """The serial handler's REST API (docs/rest-api.md): routes only; ``SerialHandler`` does the work."""
 from __future__ import annotations
 
+import atexit
 from typing import Any
 
 from flask import Flask, request
@@ -17,6 +18,7 @@ def create_app(settings: Settings, handler: SerialHandler | None = None) -> Flas
     open their ports); a handler passed in is used as it is (the caller starts and stops it)."""
     if handler is None:
         handler = SerialHandler(settings).start()
+        atexit.register(handler.stop)  # end the event streams and close the ports on shutdown
     app = Flask(__name__)
     app.extensions["serial_handler"] = handler
     install_error_handlers(app, handler.errors)

@@ -97,8 +97,10 @@ class DeviceTable:
         self._lock = threading.Lock()
         self._devices = {spec.device_id: Device(spec) for spec in specs}
         self._by_board: dict[str, list[Device]] = {}
+        self._by_type: dict[tuple[str, str], list[Device]] = {}  # looked up for every line
         for device in self._devices.values():
             self._by_board.setdefault(device.spec.board or "", []).append(device)
+            self._by_type.setdefault((device.spec.board or "", device.spec.type), []).append(device)
 
     def ids(self) -> list[str]:
         return list(self._devices)
@@ -110,7 +112,7 @@ class DeviceTable:
         return list(self._by_board.get(board_id, ()))
 
     def of_type(self, board_id: str, device_type: str) -> list[Device]:
-        return [d for d in self._by_board.get(board_id, ()) if d.spec.type == device_type]
+        return self._by_type.get((board_id, device_type), [])
 
     def views(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -125,11 +127,14 @@ class DeviceTable:
         """Merge ``props``; the full new state when something changed (or it is the first
         reading), else None."""
         with self._lock:
-            first = not device.state
-            changed = any(device.state.get(k, _MISSING) != v for k, v in props.items())
-            device.state.update(props)
+            state = device.state
+            changed = not state  # the first reading is news
+            for key, value in props.items():
+                if state.get(key, _MISSING) != value:
+                    state[key] = value
+                    changed = True
             device.last_seen = now
-            return dict(device.state) if (changed or first) else None
+            return dict(state) if changed else None
 
     def touch(self, board_id: str, now: float) -> None:
         with self._lock:

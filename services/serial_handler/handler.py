@@ -64,6 +64,9 @@ class SerialHandler:
                                        on_rejected=self._on_rejected, on_problem=self._on_problem)
             for board in settings.boards if board.enabled
         }
+        for board in settings.boards:
+            if not board.enabled:
+                self.devices.set_online(board.board_id, False, "the board is disabled in the config")
         self._started = False
         self._install_metrics()
 

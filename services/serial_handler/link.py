@@ -123,6 +123,7 @@ class SerialLink:
 
     def snapshot(self) -> dict[str, Any]:
         c = self.counters
+        rejected = dict(c.rejected)  # one atomic copy: the reader thread may add a reason meanwhile
         return {
             "board_id": self.board_id,
             "name": self.board.name,
@@ -140,8 +141,8 @@ class SerialLink:
             "last_seq": c.last_seq,
             "counters": {
                 "lines_ok": c.lines_ok,
-                "rejected": sum(c.rejected.values()),
-                "rejected_by_reason": dict(c.rejected),
+                "rejected": sum(rejected.values()),
+                "rejected_by_reason": rejected,
                 "lost": c.lost,
                 "reboots": c.reboots,
                 "opens": c.opens,
