@@ -122,6 +122,10 @@ def test_commands_reach_the_owning_handler_and_its_answer_comes_back(rig):
     body = response.json()
     assert body["status"] == "success" and body["cmd_id"] == "w-1" and body["service"] == "serial_handler"
     assert handler.commands_for("living_window") == [{"values": {"position": 60}, "id": "w-1"}]
+    # What `curl -d '{"position": 30}' .../cmd` sends: a form content type, a JSON body.
+    curl_like = under_test.post("/device/living_window/cmd", data='{"position": 30}',
+                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert curl_like.status_code == 200 and handler.commands_for("living_window")[-1]["values"] == {"position": 30}
     handler.replies["living_led"] = (409, {"error": "REJECTED", "message": "the board said no"})
     refused = under_test.post("/device/living_led/cmd", json={"state": "on"})
     assert refused.status_code == 409 and refused.json()["error"] == "REJECTED"
