@@ -1,6 +1,8 @@
 """Fault cases against emulated boards: boot noise, garbage, a 1 MB line, unplug/replug, silence."""
 from __future__ import annotations
 
+import json
+
 from tests.helpers import wait_for
 
 
@@ -121,3 +123,55 @@ def test_a_silent_board_is_marked_offline_then_online_again(emulators, services)
                        and e.data["online"] is True, start=mark, timeout=20)
     # Lines written during the stall were lost (their seqs were consumed): the gap shows it.
     assert wait_for(lambda: counters(service)["lost"], 10) > 0
+
+
+def test_dropped_lines_are_counted_as_lost(board) -> None:
+    emulator, service = board
+    emulator.control({"set": {"temperature": 30.0}})
+    wait_for(lambda: caught_up(service, emulator), 15)
+    before = counters(service)["lost"]
+    assert emulator.control({"fault": "drop", "count": 3})["ok"]
+    wait_for(lambda: counters(service)["lost"] == before + 3, 15, message="3 lines lost")
+    assert counters(service)["reboots"] == 0
+
+
+def test_invalid_readings_from_the_board_are_rejected_by_reason(board) -> None:
+    emulator, service = board
+    emulator.control({"set": {"humidity": 45.0}})
+    wait_for(lambda: service.get("/sensor/b1_humidity").json()["state"].get("humidity") == 45.0, 15)
+    mark = service.mark()
+    # The control channel's JSON parser takes NaN, and the emulator writes it as the board would.
+    for line in ('{"emit": {"type": "sensor", "humidity": 140}}',
+                 '{"emit": {"type": "sensor", "temperature": NaN}}',
+                 '{"emit": {"type": "sensor", "battery_pct": "full"}}',
+                 '{"emit": {"type": "window", "position": 140}}',
+                 '{"emit": {"type": "dance"}}'):
+        assert emulator.control(json.loads(line))["ok"]
+    wait_for(lambda: caught_up(service, emulator), 15)
+    rejected = counters(service)["rejected_by_reason"]
+    assert rejected == {"out_of_range": 2, "non_finite": 1, "wrong_type": 1, "unknown_type": 1}
+    assert service.get("/sensor/b1_humidity").json()["state"]["humidity"] == 45.0
+    assert not [e for e in service.events[mark:] if e.kind == "state" and e.data["device_id"] == "b1_humidity"
+                and e.data["state"]["humidity"] == 140]
+
+
+def test_board_events_and_alerts_reach_their_devices(board) -> None:
+    emulator, service = board
+    mark = service.mark()
+    emulator.control({"button": "short"})
+    button = service.wait_event(lambda e: e.kind == "event" and e.data["event"] == "button", start=mark)
+    assert button.data["data"] == {"press": "short"} and button.data["board"] == "b1"
+    emulator.control({"set": {"temperature": 40.0}})
+    alert = service.wait_event(lambda e: e.kind == "event" and e.data["event"] == "high_temperature", start=mark)
+    assert alert.data["device_id"] == "b1_temperature" and alert.data["data"]["active"] is True
+
+
+def test_a_failing_sensor_keeps_its_last_value_and_raises_an_error(board) -> None:
+    emulator, service = board
+    emulator.control({"set": {"temperature": 22.0}})
+    wait_for(lambda: service.get("/sensor/b1_temperature").json()["state"].get("temperature") == 22.0, 15)
+    mark = service.mark()
+    assert emulator.control({"fault": "sensor", "sensor": "temperature", "count": 5})["ok"]
+    error = service.wait_event(lambda e: e.kind == "error" and e.data["error_code"] == "SENSOR_FAILURE", start=mark)
+    assert error.data["device_id"] == "b1_temperature" and error.data["severity"] == "warning"
+    assert service.get("/sensor/b1_temperature").json()["state"]["temperature"] == 22.0
