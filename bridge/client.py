@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from collections import deque
@@ -49,6 +50,18 @@ def encode(payload: Any) -> bytes:
     if isinstance(payload, str):
         return payload.encode("utf-8")
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+
+
+def _no_delay(client: paho.Client) -> None:
+    """Small packets go out at once. Without TCP_NODELAY (paho does not set it) a command's
+    response waits behind its own PUBACK for the broker's delayed ACK: ~40 ms per hop,
+    measured in bench/scenarios/mqtt_bridge.py."""
+    sock = client.socket()
+    try:
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError) as exc:  # not TCP (a websocket or a unix socket): nothing to tune
+        log.debug("TCP_NODELAY not set: %s", exc)
 
 
 class MqttLink:
@@ -164,6 +177,7 @@ class MqttLink:
         if reason_code.is_failure:
             log.error("MQTT broker refused the connection: %s", reason_code)
             return
+        _no_delay(client)
         for topic in self._subscriptions():
             client.subscribe(topic, qos=1)
         self.connected = True

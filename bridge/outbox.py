@@ -63,6 +63,8 @@ class Outbox:
         self.dropped_state = 0
         self.dropped_keep = 0
         self.replaced_state = 0
+        # Kept in memory: COUNT(*) walks the whole table, too slow to run on every put.
+        self._count = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
 
     def put(self, topic: str, payload: bytes, qos: int, retain: bool, kind: str = KEEP) -> int:
         """Store one message; returns its sequence number."""
@@ -72,24 +74,27 @@ class Outbox:
             cur = self._db.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
+                count = self._count
                 if kind == STATE:
                     cur.execute("DELETE FROM outbox WHERE kind = ? AND topic = ?", (STATE, topic))
                     self.replaced_state += cur.rowcount
+                    count -= cur.rowcount
                 cur.execute("INSERT INTO outbox(topic, payload, qos, retain, kind, created) VALUES (?,?,?,?,?,?)",
                             (topic, payload, qos, int(retain), kind, time.time()))
                 seq = cur.lastrowid
-                self._enforce_bound(cur)
+                count = self._enforce_bound(cur, count + 1)
                 cur.execute("COMMIT")
+                self._count = count
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
         return int(seq)
 
-    def _enforce_bound(self, cur: sqlite3.Cursor) -> None:
-        (count,) = cur.execute("SELECT COUNT(*) FROM outbox").fetchone()
+    def _enforce_bound(self, cur: sqlite3.Cursor, count: int) -> int:
         excess = count - self.max_messages
         if excess <= 0:
-            return
+            return count
+        count -= excess
         cur.execute("DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE kind = ? ORDER BY seq LIMIT ?)",
                     (STATE, excess))
         self.dropped_state += cur.rowcount
@@ -99,6 +104,7 @@ class Outbox:
             self.dropped_keep += cur.rowcount
             log.error("outbox full of events and responses (%d): dropped the %d oldest",
                       self.max_messages, cur.rowcount)
+        return count
 
     def pending(self, after: int = 0, limit: int = 100) -> list[OutboxMessage]:
         """Messages with ``seq > after``, oldest first."""
@@ -113,11 +119,12 @@ class Outbox:
         if not seqs:
             return
         with self._lock:
-            self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+            cur = self._db.cursor()
+            cur.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+            self._count -= cur.rowcount  # rows already replaced or dropped are not counted twice
 
     def __len__(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        return self._count
 
     def stats(self) -> dict[str, int]:
         return {"pending": len(self), "dropped_state": self.dropped_state, "dropped_keep": self.dropped_keep,

@@ -43,6 +43,9 @@ def test_outbox_bound_drops_the_oldest_state_first_and_counts(tmp_path):
     box.put("e/5", b"5", 1, False, KEEP)  # nothing but events left: the oldest event goes
     assert [m.topic for m in box.pending()] == ["e/2", "e/3", "e/4", "e/5"]
     assert box.stats()["dropped_state"] == 2 and box.stats()["dropped_keep"] == 1
+    assert len(box) == 4
+    box.ack([m.seq for m in box.pending()][:3] + [999])  # an unknown seq changes nothing
+    assert len(box) == 1 == len(box.pending())
 
 
 @pytest.mark.parametrize("topic, kind, ident, problem", [
