@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.bridge.conftest import BASE
+from tests.bridge.mqtt_watch import Watcher
 from tests.helpers import wait_for
 
 STATUS = f"{BASE}/status"
@@ -189,3 +190,33 @@ def test_retained_commands_are_not_replayed_at_connect(aggregator, watcher, star
     doc = watcher.wait_json(dev("living_window", "cmd/response"), lambda d: d["cmd_id"] == "r1")
     assert doc["status"] == "error" and doc["error"] == "RETAINED_COMMAND"
     assert aggregator.commands == []
+
+
+def test_heartbeat_republishes_unchanged_state_and_properties(aggregator, watcher, start_bridge):
+    start_bridge(overrides={"update_interval": 1})
+    aggregator.set_state("living_temperature", temperature=21.5)
+    topic = dev("living_temperature", "state/temperature")
+    watcher.wait(topic, lambda p: p == b"21.5")
+    first = len(watcher.on(topic))
+    wait_for(lambda: len(watcher.on(topic)) >= first + 2, timeout=15, message="two heartbeats")
+    assert set(watcher.on(topic)) == {b"21.5"}
+
+
+def test_retain_follows_mqtt_retain_and_client_id_is_per_program(aggregator, watcher, start_bridge):
+    bridge = start_bridge(env={"MQTT_RETAIN": "false", "MQTT_CLIENT_PREFIX": "hub"})
+    assert bridge.ctx.link.client_id == "hub_sensor_hub_01_bridge"
+    aggregator.set_state("living_temperature", temperature=19.0)
+    watcher.wait(dev("living_temperature", "state/temperature"), lambda p: p == b"19.0")
+    flags = {r for t, _, r in watcher.messages if t.startswith(dev("living_temperature", "state"))}
+    assert flags == {False}
+    late = Watcher(watcher.port, dev("living_temperature", "state/#")).start()  # retained would arrive now
+    try:
+        assert late.on(dev("living_temperature", "state/temperature")) == []
+    finally:
+        late.stop()
+
+
+def test_status_goes_offline_when_the_aggregator_goes_away(running, aggregator, watcher):
+    aggregator.stop()
+    watcher.wait(STATUS, lambda p: p == b"offline", timeout=30)
+    assert running.ctx.link.connected  # MQTT is fine; the connector cannot serve
