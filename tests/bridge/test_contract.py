@@ -209,8 +209,9 @@ def test_retain_follows_mqtt_retain_and_client_id_is_per_program(aggregator, wat
     watcher.wait(dev("living_temperature", "state/temperature"), lambda p: p == b"19.0")
     flags = {r for t, _, r in watcher.messages if t.startswith(dev("living_temperature", "state"))}
     assert flags == {False}
-    late = Watcher(watcher.port, dev("living_temperature", "state/#")).start()  # retained would arrive now
+    late = Watcher(watcher.port, [dev("living_temperature", "state/#"), STATUS]).start()
     try:
+        late.wait(STATUS)  # status is always retained: once it is here, a retained state would be too
         assert late.on(dev("living_temperature", "state/temperature")) == []
     finally:
         late.stop()
