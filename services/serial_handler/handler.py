@@ -17,7 +17,7 @@ from shared.sse import EventPublisher
 from shared.web import ErrorLog, Metrics
 
 from .commands import (
-    INVALID_VALUE,
+    OFFLINE,
     UNKNOWN_DEVICE,
     CommandError,
     board_command,
@@ -145,7 +145,7 @@ class SerialHandler:
             command = build_command(device.spec.type, values)
             link = self.links.get(device.spec.board or "")
             if link is None:
-                raise CommandError(INVALID_VALUE, f"board {device.spec.board} of {device_id} is not enabled")
+                raise CommandError(OFFLINE, f"board {device.spec.board} of {device_id} is disabled in the config")
             timeout = parse_timeout(timeout_ms, link.board.command_timeout)
             log.info("command %s -> %s: %s", device_id, link.board_id, command)
             started = time.perf_counter()

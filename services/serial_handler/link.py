@@ -334,7 +334,7 @@ class SerialLink:
             if cmd_id in self._pending:
                 raise CommandError(INVALID_VALUE, f"command id {cmd_id!r} is already waiting for its ack")
             self._pending[cmd_id] = pending
-        self.counters.commands += 1
+            self.counters.commands += 1  # under the lock: many request threads count here
         try:
             self._write(line)
             log.debug("board %s <- %s", self.board_id, line[:200])
@@ -345,7 +345,8 @@ class SerialLink:
                 raise pending.error
             return {"cmd_id": cmd_id, **({"result": pending.result} if pending.result is not None else {})}
         except CommandError as exc:
-            self.counters.command_errors[exc.code] += 1
+            with self._pending_lock:
+                self.counters.command_errors[exc.code] += 1
             raise
         finally:
             with self._pending_lock:

@@ -175,3 +175,13 @@ def test_a_failing_sensor_keeps_its_last_value_and_raises_an_error(board) -> Non
     error = service.wait_event(lambda e: e.kind == "error" and e.data["error_code"] == "SENSOR_FAILURE", start=mark)
     assert error.data["device_id"] == "b1_temperature" and error.data["severity"] == "warning"
     assert service.get("/sensor/b1_temperature").json()["state"]["temperature"] == 22.0
+
+
+def test_a_disabled_board_is_not_opened_and_its_devices_say_why(services, tmp_path) -> None:
+    service = services({"b1": {"port": str(tmp_path / "tty"), "enabled": False}})
+    assert service.get("/boards").json()["boards"] == []
+    view = service.get("/sensor/b1_led").json()
+    assert view["online"] is False and "disabled" in view["reason"]
+    command = service.post("/sensor/b1_led/cmd", {"values": {"state": "on"}})
+    assert command.status_code == 503 and command.json()["error"] == "OFFLINE"
+    assert service.get("/health").status_code == 200

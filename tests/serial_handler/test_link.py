@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 from collections.abc import Iterator
 
@@ -161,3 +162,35 @@ def test_pyserial_urls_work_too() -> None:
         assert link.state == "open" and link.counters.opens == 1
     finally:
         link.stop()
+
+
+def test_a_board_behind_socket_url_answers_commands() -> None:
+    """``socket://`` (a serial-to-TCP bridge such as ser2net): a loopback server plays the board."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def board() -> None:
+        connection, _ = server.accept()
+        with connection, connection.makefile("rwb") as stream:
+            stream.write(b'{"type":"hello","seq":0,"board_id":"net","fw":"1.0.0"}\n')
+            stream.flush()
+            seq = 0
+            for raw in stream:
+                command = json.loads(raw)
+                seq += 1
+                if command.get("type") == "ping":
+                    stream.write(b'{"type":"ack","seq":%d,"id":"%s","ok":true,"result":{"pong":true}}\n'
+                                 % (seq, command["id"].encode()))
+                    stream.flush()
+
+    threading.Thread(target=board, daemon=True).start()
+    recorder = Recorder()
+    link = SerialLink(BoardSpec("net", f"socket://127.0.0.1:{port}", "net"), recorder.on_message,
+                      recorder.on_state).start()
+    try:
+        wait_for(lambda: link.online, 10)
+        assert link.counters.fw == "1.0.0"
+        assert link.request({"type": "ping"}, 10, cmd_id="net-1") == {"cmd_id": "net-1", "result": {"pong": True}}
+    finally:
+        link.stop()
+        server.close()
