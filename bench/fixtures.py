@@ -139,11 +139,13 @@ class Process:
 
 
 def start_process(ctx: Context, name: str, argv: list[str], env: dict[str, str] | None = None,
-                  stdout_pipe: bool = False, track: bool = True) -> Process:
+                  stdout_pipe: bool = False, track: bool | str = True) -> Process:
+    """``track``: report the process under its name (True), under a group name (a string,
+    e.g. every emulator as ``emulators``), or not at all (False)."""
     process = Process(name, argv, ctx.workdir / f"{name}.log", env, stdout_pipe)
     ctx.cleanup.callback(process.stop)
     if track:
-        ctx.track(name, process.pid)
+        ctx.track(track if isinstance(track, str) else name, process.pid)
     return process
 
 
@@ -151,11 +153,7 @@ def start_process(ctx: Context, name: str, argv: list[str], env: dict[str, str] 
 
 
 class EmulatorControl:
-    """The emulator's control socket: one JSON request per line, one JSON reply per line.
-
-    ``request()`` waits for the reply; ``send_many()`` pipelines requests (writes them all, then
-    reads the replies) for load generation without a round trip per message.
-    """
+    """The emulator's control socket: one JSON request per line, one JSON reply per line."""
 
     def __init__(self, path: Path) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -171,33 +169,57 @@ class EmulatorControl:
             raise RuntimeError(f"emulator refused {body}: {reply}")
         return reply
 
-    def send(self, body: dict[str, Any]) -> None:
-        """Write a request without waiting (read its reply later with ``drain_replies``)."""
-        self.sock.sendall(json.dumps(body, separators=(",", ":")).encode() + b"\n")
-
-    def drain_replies(self, count: int) -> None:
-        for _ in range(count):
-            line = self.reader.readline()
-            if not line:
-                raise RuntimeError("emulator control socket closed")
-
     def close(self) -> None:
         self.reader.close()
         self.sock.close()
 
 
+class PipelinedControl:
+    """A second control connection for load: ``send()`` does not wait for the reply; a thread
+    reads the replies (so the emulator never blocks on a full socket) and counts refusals."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(str(path))
+        self.replies = 0
+        self.refused: list[str] = []
+        self._thread = threading.Thread(target=self._drain, name=f"control replies {path.name}", daemon=True)
+        self._thread.start()
+
+    def send(self, body: dict[str, Any]) -> None:
+        self.sock.sendall(json.dumps(body, separators=(",", ":")).encode() + b"\n")
+
+    def _drain(self) -> None:
+        with self.sock.makefile("rb") as reader:
+            for line in reader:
+                self.replies += 1
+                if b'"ok": true' not in line and b'"ok":true' not in line:
+                    self.refused.append(line.decode(errors="replace")[:200])
+
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self._thread.join(2)
+
+
 class Emulator:
-    def __init__(self, process: Process, pty: str, link: Path, control: EmulatorControl) -> None:
+    def __init__(self, process: Process, pty: str, link: Path, control: EmulatorControl,
+                 sender: PipelinedControl) -> None:
         self.process = process
         self.pty = pty
         self.link = link
         self.control = control
+        self.sender = sender
 
 
 def start_emulator(ctx: Context, board_id: str, interval_ms: int = 5000, link: Path | None = None,
                    timestamps: bool = False, config: dict[str, Any] | None = None,
                    extra: list[str] | None = None) -> Emulator:
-    """``python -m firmware.emulator`` with a control socket, a --link and its own flash
+    """``python -m firmware.emulator`` with a control socket (``.control`` waits for replies,
+    ``.sender`` pipelines requests for load), a --link and its own flash
     directory; ``config`` is written to the board's stored config before it boots (e.g.
     ``{"motion_hold_ms": 50}``)."""
     require_files("firmware/emulator/__main__.py")
@@ -212,7 +234,7 @@ def start_emulator(ctx: Context, board_id: str, interval_ms: int = 5000, link: P
             "--motion-rate", "0", "--state-dir", str(state_dir)]
     if timestamps:
         argv.append("--timestamps")
-    process = start_process(ctx, f"emulator-{board_id}", argv + (extra or []), stdout_pipe=True)
+    process = start_process(ctx, f"emulator-{board_id}", argv + (extra or []), stdout_pipe=True, track="emulators")
     pty = ""
     deadline = time.monotonic() + 20
     assert process.popen.stdout is not None
@@ -229,7 +251,9 @@ def start_emulator(ctx: Context, board_id: str, interval_ms: int = 5000, link: P
         raise RuntimeError(f"emulator {board_id} did not become ready: {process.log_tail()}")
     control = EmulatorControl(control_path)
     ctx.cleanup.callback(control.close)
-    return Emulator(process, pty, link, control)
+    sender = PipelinedControl(control_path)
+    ctx.cleanup.callback(sender.close)
+    return Emulator(process, pty, link, control, sender)
 
 
 # --------------------------------------------------------------------------- services

@@ -188,10 +188,11 @@ def read_usage(pid: int) -> ProcessUsage | None:
     return ProcessUsage(cpu, peak_kib / 1024)
 
 
-def tree_usage(pid: int) -> ProcessUsage:
-    """Summed over the process and its live descendants."""
+def tree_usage(pid: int | list[int]) -> ProcessUsage:
+    """Summed over the process(es) and their live descendants."""
     cpu, rss = 0.0, 0.0
-    for member in process_tree(pid):
+    members = [m for p in ([pid] if isinstance(pid, int) else pid) for m in process_tree(p)]
+    for member in members:
         usage = read_usage(member)
         if usage is not None:
             cpu += usage.cpu_s
@@ -213,9 +214,11 @@ class Scenario:
     """One benchmark: ``run(ctx, fixture) -> Sample`` is a round, after ``setup(ctx) -> fixture``.
 
     ``baseline`` names the ceiling scenario (run beside this one) or is a callable
-    ``(ctx) -> dict[figure, value]``; ``baseline_figures`` maps this scenario's figure names to
-    the baseline's where they differ. ``quick``/``full`` are parameters ``ctx.params`` exposes
-    for the mode in use; ``rounds`` overrides the number of measured rounds per mode.
+    ``(ctx) -> dict[figure, value]``. Every figure is compared with the baseline's figure of the
+    same name, unless ``baseline_figures`` is given: then only its figures are compared, each
+    with the baseline figure it maps to (``{"max_zero_loss_per_s": "throughput_per_s"}``).
+    ``quick``/``full`` are parameters ``ctx.params`` exposes for the mode in use; ``rounds``
+    overrides the number of measured rounds per mode.
     """
 
     name: str
@@ -245,12 +248,15 @@ class Context:
         self.cleanup = contextlib.ExitStack()
         self.workdir = Path(tempfile.mkdtemp(prefix=f"bench-{scenario.name}-"))
         self.cleanup.callback(_rmtree, self.workdir)
-        self.tracked: dict[str, int] = {}
+        self.tracked: dict[str, list[int]] = {}
         self.notes: list[str] = []
 
     def track(self, name: str, pid: int) -> None:
-        """Report CPU time and peak RSS of this process (and its children) under ``name``."""
-        self.tracked[name] = pid
+        """Report CPU time and peak RSS of this process (and its children) under ``name``;
+        processes tracked under the same name are one row (e.g. ``emulators``)."""
+        pids = self.tracked.setdefault(name, [])
+        if pid not in pids:
+            pids.append(pid)
 
     def note(self, text: str) -> None:
         """A line printed under the scenario in the report (what was measured, caveats)."""
@@ -265,12 +271,20 @@ class Context:
 
 
 class Session:
-    """One invocation: fixtures shared between scenarios live until ``close()``."""
+    """One invocation: fixtures shared between scenarios live until ``close()``. It has the
+    ``cleanup``/``workdir``/``track`` of a Context, so the fixtures can start things for it."""
 
     def __init__(self) -> None:
         self.cleanup = contextlib.ExitStack()
         self._shared: dict[str, Any] = {}
-        self.tracked: dict[str, int] = {}
+        self.tracked: dict[str, list[int]] = {}
+        self.workdir = Path(tempfile.mkdtemp(prefix="bench-session-"))
+        self.cleanup.callback(_rmtree, self.workdir)
+
+    def track(self, name: str, pid: int) -> None:
+        pids = self.tracked.setdefault(name, [])
+        if pid not in pids:
+            pids.append(pid)
 
     def shared(self, key: str, factory: Callable[[Session], Any]) -> Any:
         if key not in self._shared:
@@ -302,6 +316,7 @@ class Result:
     shown: tuple[str, ...] = ()
     baseline: str | None = None
     baseline_figures: dict[str, float] = field(default_factory=dict)
+    ceilings: dict[str, float] = field(default_factory=dict)
     ratios: dict[str, float] = field(default_factory=dict)
     targets: dict[str, Target] = field(default_factory=dict)
     verdicts: dict[str, bool] = field(default_factory=dict)
@@ -324,6 +339,7 @@ class Result:
             "figures": {k: _round(v) for k, v in self.figures.items()},
             "baseline": self.baseline,
             "baseline_figures": {k: _round(v) for k, v in self.baseline_figures.items()},
+            "ceilings": {k: _round(v) for k, v in self.ceilings.items()},
             "ratios": {k: _round(v) for k, v in self.ratios.items()},
             "targets": {k: {"op": t.op, "bound": t.bound, "met": self.verdicts.get(k)}
                         for k, t in self.targets.items()},
@@ -458,10 +474,11 @@ class Harness:
                 after = {n: tree_usage(p) for n, p in ctx.tracked.items()}
                 after_self = self_usage()
                 result.processes = {
-                    n: {"cpu_s": after[n].cpu_s - before[n].cpu_s,
+                    (f"{n} ({len(pids)})" if len(pids) > 1 else n): {
+                        "cpu_s": after[n].cpu_s - before[n].cpu_s,
                         "cpu_pct": 100 * (after[n].cpu_s - before[n].cpu_s) / measured if measured else 0.0,
                         "peak_rss_mib": after[n].peak_rss_mib}
-                    for n in ctx.tracked}
+                    for n, pids in ctx.tracked.items()}
                 result.processes["bench (in-process)"] = {
                     "cpu_s": after_self.cpu_s - before_self.cpu_s,
                     "cpu_pct": 100 * (after_self.cpu_s - before_self.cpu_s) / measured if measured else 0.0,
@@ -493,10 +510,15 @@ class Harness:
         elif callable(baseline):
             result.baseline = getattr(baseline, "__name__", "baseline")
             result.baseline_figures = dict(baseline(ctx))
-        for name, value in result.figures.items():
-            base_value = result.baseline_figures.get(scenario.baseline_figures.get(name, name))
-            if base_value:
-                result.ratios[name] = value / base_value
+        # With an explicit mapping only the mapped figures are compared (e.g. a throughput
+        # scenario's latencies under saturation mean something else than the ceiling's).
+        compared = scenario.baseline_figures or {name: name for name in result.figures}
+        for name, base_name in compared.items():
+            base_value = result.baseline_figures.get(base_name)
+            if name in result.figures and base_value is not None:
+                result.ceilings[name] = base_value
+                if base_value:
+                    result.ratios[name] = result.figures[name] / base_value
         for name, target in scenario.targets.items():
             if name in result.figures and not math.isnan(result.figures[name]):
                 result.verdicts[name] = target.met(result.figures[name])

@@ -84,7 +84,7 @@ def render_markdown(results: list[Result], meta: dict[str, Any]) -> str:
             continue
         for figure in r.shown:
             value = r.figures.get(figure)
-            base = r.baseline_figures.get(figure) if r.baseline else None
+            base = r.ceilings.get(figure)
             target = r.targets.get(figure)
             verdict = r.verdicts.get(figure)
             verdict_text = "" if verdict is None else ("pass" if verdict else "**MISS**")
