@@ -182,3 +182,19 @@ def test_the_command_id_is_in_every_log_line_about_the_command(board) -> None:
         logger.setLevel(old_level)
     about = [(text, cmd_id) for text, cmd_id in seen if "b1_led" in text]
     assert about and all(cmd_id == "cmd-42" for _, cmd_id in about), seen
+
+
+def test_two_boards_feed_their_own_devices(emulators, services) -> None:
+    first = emulators("--interval-ms", "100", "--board-id", "one")
+    second = emulators("--interval-ms", "100", "--board-id", "two")
+    service = services({"b1": {"port": str(first.link)}, "b2": {"port": str(second.link)}})
+    service.wait_online("b1")
+    service.wait_online("b2")
+    first.control({"set": {"temperature": 11.5}})
+    second.control({"set": {"temperature": 33.5}})
+    wait_for(lambda: service.get("/sensor/b1_temperature").json()["state"].get("temperature") == 11.5, 15)
+    wait_for(lambda: service.get("/sensor/b2_temperature").json()["state"].get("temperature") == 33.5, 15)
+    assert service.board("b2")["reported_board_id"] == "two"
+    led = service.post("/sensor/b2_led/cmd", {"values": {"brightness": 7}})
+    assert led.json()["result"]["brightness"] == 7
+    assert first.control({"get": "state"})["state"]["board"]["led"]["brightness"] == 255
