@@ -138,9 +138,7 @@ class MqttLink:
                     and len(self.outbox) == 0:
                 flushed = True
                 break
-            if not self.connected and not self._client.is_connected():
-                pass  # still waiting: the broker may come back within the deadline
-            self._wake.set()
+            self._wake.set()  # disconnected: keep waiting, the broker may come back within the deadline
             self._stop.wait(0.02)
         self._stop.set()
         self._wake.set()
