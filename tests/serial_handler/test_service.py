@@ -79,6 +79,17 @@ def test_every_command_type_round_trips_with_the_boards_ack(board) -> None:
     ping = service.post("/boards/b1/cmd", {"type": "ping", "id": "p-1"})
     assert ping.status_code == 200 and ping.json()["result"]["pong"] is True
 
+    calibrate = service.post("/boards/b1/cmd", {"type": "calibrate", "temperature_offset": -0.5})
+    assert calibrate.status_code == 200 and calibrate.json()["result"]["temperature_offset"] == -0.5
+    hello = service.post("/boards/b1/cmd", {"type": "hello"})
+    assert hello.status_code == 200
+
+    reset = service.post("/boards/b1/cmd", {"type": "reset"})
+    assert reset.status_code == 200
+    wait_for(lambda: service.board("b1")["counters"]["reboots"] == 1, 15, message="the reboot seen")
+    service.wait_online("b1")
+    assert service.board("b1")["counters"]["lost"] == 0
+
     refused = service.post("/boards/b1/cmd", {"type": "led", "brightness": 300})
     assert refused.status_code == 409
     assert refused.json()["error"] == "REJECTED" and "brightness" in refused.json()["message"]
