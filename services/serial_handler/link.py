@@ -193,7 +193,7 @@ class SerialLink:
             try:
                 port = serial.serial_for_url(self.board.port, baudrate=self.board.baudrate,
                                              timeout=READ_TIMEOUT, write_timeout=WRITE_TIMEOUT)
-            except (serial.SerialException, OSError, ValueError) as exc:
+            except Exception as exc:  # noqa: BLE001 - SerialException, OSError, ValueError (bad URL)...
                 self._note_open_failure(f"cannot open {self.board.port}: {exc}", reported)
                 reported = True
                 delay = min(self.board.reconnect_max, BACKOFF_START * 2 ** attempt)
@@ -241,7 +241,10 @@ class SerialLink:
             now = time.monotonic()
             if data:
                 for item in self._splitter.feed(data):
-                    self._line(item)
+                    try:
+                        self._line(item)
+                    except Exception:  # noqa: BLE001 - a bug handling one line must not end the link
+                        log.exception("board %s: error handling a line %r", self.board_id, item)
             elif path is not None and now >= next_path_check:
                 next_path_check = now + PATH_CHECK_INTERVAL
                 if not os.path.exists(path):

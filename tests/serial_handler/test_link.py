@@ -194,3 +194,22 @@ def test_a_board_behind_socket_url_answers_commands() -> None:
     finally:
         link.stop()
         server.close()
+
+
+def test_an_error_while_handling_a_line_does_not_end_the_link(pty: Pty) -> None:
+    seen: list[int] = []
+
+    def on_message(link: SerialLink, message: Message) -> None:
+        if message.seq == 1:
+            raise RuntimeError("a bug in a consumer")
+        seen.append(message.seq)
+
+    link = SerialLink(BoardSpec("b1", pty.path, "b1"), on_message, lambda *_: None).start()
+    try:
+        wait_for(lambda: link.state == "open", 10)
+        for seq in range(3):
+            pty.line(type="sensor", seq=seq, temperature=20.0)
+        wait_for(lambda: seen == [0, 2], 10)
+        assert link.state == "online"
+    finally:
+        link.stop()
