@@ -81,7 +81,9 @@ def plan(settings: Settings, environ: dict[str, str], python: str = sys.executab
         conf = run_dir / "mosquitto.conf"
         conf.parent.mkdir(parents=True, exist_ok=True)
         conf.write_text(f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                        "log_dest stdout\nlog_type error\nlog_type warning\nlog_type notice\n")
+                        "log_dest stdout\nlog_type error\nlog_type warning\nlog_type notice\n"
+                        # small publishes otherwise wait ~40 ms behind the PUBACK before them (Nagle)
+                        "set_tcp_nodelay true\n")
         programs.append(Program("mosquitto", [mosquitto, "-c", str(conf)], priority=10))
         notes.append(f"MQTT broker: private mosquitto on 127.0.0.1:{mqtt_port} "
                      f"(watch: mosquitto_sub -h 127.0.0.1 -p {mqtt_port} -v -t '{settings.mqtt.base_topic}/#')")

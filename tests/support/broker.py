@@ -39,7 +39,9 @@ class MosquittoBroker:
         self.config_path = self.workdir / "mosquitto.conf"
         lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", "log_dest stderr",
                  "log_type error", "log_type warning", f"persistence {'true' if persistence else 'false'}",
-                 f"persistence_location {self.workdir}/", "max_queued_messages 100000"]
+                 f"persistence_location {self.workdir}/", "max_queued_messages 100000",
+                 # Without it a small publish waits ~40 ms behind the PUBACK before it (Nagle + delayed ACK).
+                 "set_tcp_nodelay true"]
         self.config_path.write_text("\n".join(lines) + "\n" + extra_config)
         self.log_path = self.workdir / "mosquitto.log"
         self.process: subprocess.Popen | None = None
