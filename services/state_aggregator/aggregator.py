@@ -20,7 +20,7 @@ from shared.web import ErrorLog
 
 from .cache import CacheEntry, Freshness, TtlCache
 from .handlers import HandlerClient, HandlerReplyError, HandlerUnavailable
-from .registry import SERVICE_NOT_RUNNING, DeviceRegistry
+from .registry import DeviceRegistry
 from .routing import CommandRouter
 
 log = logging.getLogger(__name__)
@@ -167,9 +167,9 @@ class StateAggregator:
         try:
             view = client.sensor(spec.device_id, fresh=fresh)
         except HandlerUnavailable as exc:
+            # Availability is the handler link's to decide (it knows whether a reconnect
+            # happened meanwhile); a failed read only reports.
             self.cache.record_refresh(False)
-            if exc.reason == SERVICE_NOT_RUNNING:
-                self.on_handler_down(spec.service, exc.reason)
             return {"error": "OFFLINE", "message": f"{spec.service}: {exc.reason}"}
         except HandlerReplyError as exc:
             self.cache.record_refresh(False)
@@ -227,11 +227,7 @@ class StateAggregator:
             try:
                 self.clients[service].resync()
                 self.cache.record_refresh(True)
-            except HandlerUnavailable as exc:
-                self.cache.record_refresh(False)
-                if exc.reason == SERVICE_NOT_RUNNING:
-                    self.on_handler_down(service, exc.reason)
-            except HandlerReplyError:
+            except (HandlerUnavailable, HandlerReplyError):
                 self.cache.record_refresh(False)
         return bool(stale)
 

@@ -8,6 +8,9 @@ It decides only what the handler's condition is and tells its :class:`HandlerLis
 * stream lost -> probe ``/health``: the devices go offline only when the handler is really down
   (``service not running`` when the connection is refused); a handler that still answers keeps
   its devices, and the follower reconnects and resyncs by itself.
+* stream not connected at all (the handler died before the follower ever got through) -> a
+  watchdog probes ``/health`` every ``watch_interval`` until either the stream is up or the
+  handler is known to be down: the follower reports only transitions, so it would say nothing.
 """
 from __future__ import annotations
 
@@ -82,7 +85,8 @@ class HandlerClient:
     """The aggregator's link to one handler service."""
 
     def __init__(self, service: str, url: str, listener: HandlerListener,
-                 backoff: tuple[float, float] = (0.1, 2.0), read_timeout: float = 15.0) -> None:
+                 backoff: tuple[float, float] = (0.1, 2.0), read_timeout: float = 15.0,
+                 watch_interval: float = 1.0) -> None:
         self.service = service
         self.url = url.rstrip("/")
         self._listener = listener
@@ -95,7 +99,13 @@ class HandlerClient:
                                        backoff=backoff, read_timeout=read_timeout,
                                        connect_timeout=CONNECT_TIMEOUT_S, name=service)
         self._starter: threading.Thread | None = None
+        self._watch_interval = watch_interval
+        self._stopping = threading.Event()
         self._lock = threading.Lock()
+        # Held while availability is decided (a resync, a "down"), so a watchdog verdict taken
+        # before a reconnect can never overwrite the resync that followed it.
+        self._verdict = threading.RLock()
+        self._generation = 0
         self.down_reason: str | None = None
         self.last_sync: float | None = None
         self.syncs = 0
@@ -104,7 +114,7 @@ class HandlerClient:
 
     def start(self) -> None:
         """Probe once (so an absent service shows up at once), then follow the stream."""
-        self._starter = threading.Thread(target=self._start, name=f"start {self.service}", daemon=True)
+        self._starter = threading.Thread(target=self._start, name=f"watch {self.service}", daemon=True)
         self._starter.start()
 
     def _start(self) -> None:
@@ -115,8 +125,25 @@ class HandlerClient:
         except HandlerReplyError as exc:
             log.warning("%s answered GET /sensors with HTTP %s", self.service, exc.status)
         self._follower.start()
+        self._watch()
+
+    def _watch(self) -> None:
+        """While the stream is not connected, probe: a handler that went away before the
+        follower ever connected is noticed, and the reason converges on the truth (a
+        process being killed can look "not responding" for a moment, then "not running")."""
+        while not self._stopping.wait(self._watch_interval):
+            if self._follower.connected:
+                continue
+            generation = self._generation
+            health = self.health()
+            if health["status"] != "down" or health["reason"] == self.down_reason:
+                continue
+            with self._verdict:
+                if self._generation == generation and not self._follower.connected:
+                    self._down(health["reason"])
 
     def stop(self) -> None:
+        self._stopping.set()
         self._follower.stop()
         if self._starter is not None:
             self._starter.join(5)
@@ -204,20 +231,23 @@ class HandlerClient:
     def resync(self) -> int:
         """Pull every view and hand it to the listener; returns how many views."""
         views = self.sensors()
-        with self._lock:
-            self.down_reason = None
-            self.last_sync = time.time()
-            self.syncs += 1
-        self._listener.on_handler_sync(self.service, views)
+        with self._verdict:
+            with self._lock:
+                self.down_reason = None
+                self.last_sync = time.time()
+                self.syncs += 1
+                self._generation += 1
+            self._listener.on_handler_sync(self.service, views)
         return len(views)
 
     def _down(self, reason: str) -> None:
-        with self._lock:
-            first = self.down_reason != reason
-            self.down_reason = reason
-        if first:
-            log.warning("%s is down (%s): its devices are unavailable", self.service, reason)
-        self._listener.on_handler_down(self.service, reason)
+        with self._verdict:
+            with self._lock:
+                first = self.down_reason != reason
+                self.down_reason = reason
+            if first:
+                log.warning("%s is down (%s): its devices are unavailable", self.service, reason)
+            self._listener.on_handler_down(self.service, reason)
 
     def _on_event(self, event: Event) -> None:
         self._listener.on_handler_event(self.service, event)

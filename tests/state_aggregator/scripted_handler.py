@@ -33,6 +33,7 @@ class ScriptedHandler:
         self.reads: list[tuple[str, bool]] = []  # (device_id, fresh)
         self.sensors_pulls = 0
         self.replies: dict[str, tuple[int, dict[str, Any]]] = {}  # device_id -> canned answer
+        self.stream_broken = False  # /events answers 503: a follower can never connect
         self.publisher = EventPublisher(heartbeat_s=1.0)
         self.server: ThreadedServer | None = None
         self.app = self._build_app()
@@ -125,6 +126,8 @@ class ScriptedHandler:
 
         @app.get("/events")
         def events():
+            if self.stream_broken:
+                return jsonify(error="BROKEN", message="the stream is broken on purpose"), 503
             return self.publisher.flask_response(request.headers.get("Last-Event-ID"))
 
         @app.post("/emit")

@@ -104,6 +104,18 @@ def test_a_killed_handler_takes_its_devices_offline_and_they_come_back(rig):
              message="devices back after the restart")
 
 
+def test_a_handler_that_dies_before_its_stream_ever_connected_is_noticed(build_aggregator, scripted_serial):
+    services = service_ports()
+    handler = scripted_serial(services["serial_handler"]["port"])
+    handler.stream_broken = True
+    under_test = build_aggregator(services)
+    wait_for(lambda: under_test.listed()["living_led"]["online"], 15, message="online from the first pull")
+    assert not under_test.aggregator.clients["serial_handler"].stream_connected
+    handler.stop()
+    wait_for(lambda: under_test.listed()["living_led"]["reason"] == "service not running", 15,
+             message="the watchdog noticed")
+
+
 def test_a_broken_stream_of_a_live_handler_keeps_its_devices_online(rig):
     under_test, handler = rig
     client = under_test.aggregator.clients["serial_handler"]
