@@ -53,7 +53,7 @@ class CommandRouter:
 
     def check(self, spec: DeviceSpec, request: CommandRequest) -> None:
         if not spec.enabled:
-            raise CommandError(409, "DISABLED", f"{spec.device_id} is disabled in the instance config; "
+            raise CommandError(409, "DEVICE_DISABLED", f"{spec.device_id} is disabled in the instance config; "
                                "it takes no commands", device_id=spec.device_id)
         try:
             validate_values(spec.type, request.values)
