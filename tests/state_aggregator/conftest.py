@@ -101,8 +101,12 @@ class EventTap:
 def build_aggregator(make_settings) -> Iterator[Callable[..., AggregatorUnderTest]]:
     started: list[AggregatorUnderTest] = []
 
-    def build(services: dict[str, Any], **config: Any) -> AggregatorUnderTest:
-        settings = make_settings({"config": {"services": services, **config}})
+    def build(services: dict[str, Any], disabled: tuple[str, ...] = (), **config: Any) -> AggregatorUnderTest:
+        """``disabled``: device ids to switch off in the instance config."""
+        from tests.conftest import example_document
+
+        devices = [{**d, "enabled": d["device_id"] not in disabled} for d in example_document()["devices"]]
+        settings = make_settings({"devices": devices, "config": {"services": services, **config}})
         under_test = AggregatorUnderTest(settings)
         started.append(under_test)
         return under_test

@@ -161,6 +161,20 @@ def test_invalid_commands_never_reach_the_handler(rig, device_id, body, status, 
     assert handler.commands == []
 
 
+def test_a_disabled_device_is_listed_offline_and_refuses_commands(build_aggregator, scripted_serial):
+    services = service_ports()
+    handler = scripted_serial(services["serial_handler"]["port"])
+    under_test = build_aggregator(services, disabled=("living_led",))
+    wait_for(lambda: under_test.listed()["living_window"]["online"], 15)
+    led = under_test.listed()["living_led"]
+    assert led["enabled"] is False and led["online"] is False and led["reason"] == "disabled in the instance config"
+    refused = under_test.post("/device/living_led/cmd", json={"state": "on"})
+    assert refused.status_code == 409 and refused.json()["error"] == "DEVICE_DISABLED"
+    group = under_test.post("/group/living_room/cmd", json={"state": "on"})
+    assert group.status_code == 400 and group.json()["members"]["living_led"]["error"] == "DEVICE_DISABLED"
+    assert handler.commands == []
+
+
 def test_not_json_is_a_clear_400(rig):
     under_test, handler = rig
     response = under_test.post("/device/living_led/cmd", data="{oops", headers={"Content-Type": "application/json"})
