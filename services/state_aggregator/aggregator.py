@@ -87,6 +87,9 @@ class StateAggregator:
         elif event.kind == "availability" and device_id is not None:
             online = bool(data.get("online"))
             self.registry.update(device_id, online, data.get("reason"), timestamp if online else None)
+            # Re-published as the registry now has it: the config can overrule (disabled devices).
+            current = self.registry.availability(device_id)
+            data["online"], data["reason"] = current.online, current.reason
         elif event.kind == "event" and device_id is not None:
             self.registry.seen(device_id, timestamp)
         self.publisher.publish(event.kind, {**data, "source": service})
@@ -108,10 +111,7 @@ class StateAggregator:
                                                     "reason": availability.reason, "source": service})
 
     def _owned(self, service: str, device_id: Any) -> bool:
-        try:
-            return self.registry.spec(device_id).service == service
-        except (KeyError, TypeError):
-            return False
+        return self.registry.owner(device_id) == service
 
     def _apply_view(self, service: str, view: dict[str, Any], resync: bool = False) -> dict[str, Any] | None:
         """Take a handler's DeviceView as the truth; publish what changed. Returns the state."""
@@ -141,8 +141,9 @@ class StateAggregator:
     def device_view(self, device_id: str, fresh: bool = False) -> dict[str, Any]:
         """One device with its state: from the cache while fresh, else pulled from its handler.
 
-        ``cache`` says how it was answered: ``hit``, ``refreshed``, or ``stale`` (the handler
-        could not be asked; ``refresh_error`` says why).
+        ``cache`` says how it was answered: ``hit``, ``refreshed``, or ``stale``/``miss`` (the
+        handler could not be asked, or with ``fresh`` the device did not answer; ``refresh_error``
+        says why).
         """
         spec = self.registry.spec(device_id)
         if fresh:
@@ -177,6 +178,8 @@ class StateAggregator:
         self.cache.record_refresh(True)
         view.setdefault("device_id", spec.device_id)
         self._apply_view(spec.service, view)
+        if fresh and view.get("fresh") is False:  # the handler answered from memory: the device did not
+            return {"error": "NOT_FRESH", "message": str(view.get("fresh_error") or "the device did not answer")}
         return None
 
     def device_views(self, include_state: bool = False, type: str | None = None,

@@ -61,6 +61,11 @@ class DeviceRegistry:
         except KeyError:
             raise UnknownDevice(device_id, self.known_ids()) from None
 
+    def owner(self, device_id: Any) -> str | None:
+        """The service that owns ``device_id``; None for an id the config does not name."""
+        spec = self._specs.get(device_id) if isinstance(device_id, str) else None
+        return spec.service if spec else None
+
     def known_ids(self) -> list[str]:
         return list(self._specs)
 

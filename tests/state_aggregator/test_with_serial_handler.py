@@ -122,6 +122,16 @@ def test_ttl_expiry_refreshes_from_the_handler(stack):
     assert forced["cache"] == "refreshed" and forced["online"] is True
 
 
+def test_a_fresh_read_the_board_does_not_answer_says_so(stack):
+    assert stack.emulator.control({"fault": "noack"})["ok"]
+    try:
+        view = stack.aggregator.get("/device/living_sound?fresh=1").json()
+    finally:
+        assert stack.emulator.control({"fault": "clear"})["ok"]
+    assert view["cache"] in ("stale", "miss")
+    assert view["refresh_error"]["error"] == "NOT_FRESH" and view["refresh_error"]["message"]
+
+
 @pytest.mark.parametrize(("device_id", "values", "expect"), [
     ("living_window", {"position": 60}, {"target": 60}),
     ("living_led", {"state": "on", "color": "#FF8800", "brightness": 128}, {"state": "on", "color": "#ff8800"}),
