@@ -36,7 +36,9 @@ class StateAggregator:
         self.settings = settings
         self.registry = DeviceRegistry.from_settings(settings)
         self.cache = TtlCache(settings.cache_ttl)
-        self.publisher = publisher or EventPublisher()
+        # Every handler's events meet here: a deeper replay ring and client queue than a
+        # handler's, so a consumer (the bridge) that lags a moment resumes instead of resyncing.
+        self.publisher = publisher or EventPublisher(history=10_000, client_queue=2048)
         self.error_log = ErrorLog(SERVICE)
         names = [n for n in settings.services if n in HANDLER_SERVICES or self.registry.owned_by(n)]
         self.clients: dict[str, HandlerClient] = {
