@@ -6,6 +6,7 @@ import pytest
 
 from tests.helpers import wait_for
 from tests.state_aggregator.conftest import EventTap, service_ports
+from tests.state_aggregator.scripted_handler import ScriptedHandler
 
 
 @pytest.fixture
@@ -142,6 +143,27 @@ def test_commands_reach_the_owning_handler_and_its_answer_comes_back(rig):
     refused = under_test.post("/device/living_led/cmd", json={"state": "on"})
     assert refused.status_code == 409 and refused.json()["error"] == "REJECTED"
     assert refused.json()["message"] == "the board said no"
+
+
+def test_each_device_is_routed_to_the_service_that_owns_it(build_aggregator, scripted_serial):
+    services = service_ports()
+    serial = scripted_serial(services["serial_handler"]["port"])
+    poller = ScriptedHandler([("balcony_temperature", "temperature"), ("kitchen_humidity", "humidity")],
+                             services["http_poller"]["port"]).start()
+    try:
+        under_test = build_aggregator(services)
+        wait_for(lambda: under_test.listed()["balcony_temperature"]["online"], 15, message="poller devices online")
+        poller.set_state("kitchen_humidity", humidity=55)
+        wait_for(lambda: under_test.listed(include="state")["kitchen_humidity"]["state"] == {"humidity": 55}, 10)
+        response = under_test.post("/device/balcony_temperature/cmd", json={"interval": 60})
+        assert response.status_code == 200 and response.json()["service"] == "http_poller"
+        assert poller.commands_for("balcony_temperature") == [{"values": {"interval": 60},
+                                                               "id": response.json()["cmd_id"]}]
+        assert serial.commands == []
+        assert under_test.get("/health").json()["services"]["http_poller"]["status"] == "ok"
+    finally:
+        poller.stop()
+        poller.publisher.close()
 
 
 @pytest.mark.parametrize(("device_id", "body", "status", "code"), [
