@@ -124,6 +124,8 @@ class HandlerClient:
             self._down(exc.reason)
         except HandlerReplyError as exc:
             log.warning("%s answered GET /sensors with HTTP %s", self.service, exc.status)
+        if self._stopping.is_set():  # stopped during the first pull: start nothing more
+            return
         self._follower.start()
         self._watch()
 
