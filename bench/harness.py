@@ -23,7 +23,9 @@ import math
 import os
 import pstats
 import resource
+import signal
 import statistics
+import subprocess
 import tempfile
 import time
 import traceback
@@ -230,7 +232,7 @@ class Scenario:
     targets: dict[str, Target] = field(default_factory=dict)
     quick: dict[str, Any] = field(default_factory=dict)
     full: dict[str, Any] = field(default_factory=dict)
-    rounds: dict[str, int] = field(default_factory=lambda: {"quick": 3, "full": 10})
+    rounds: dict[str, int] = field(default_factory=lambda: {"quick": 2, "full": 10})
     warmup: bool = True
     figures: tuple[str, ...] = ()
     """Figures shown in the report table besides those with targets (default: a standard set)."""
@@ -452,7 +454,7 @@ class Harness:
 
     def _run_one(self, scenario: Scenario) -> Result:
         mode = self.options.mode
-        rounds = self.options.rounds or scenario.rounds.get(mode, 3)
+        rounds = self.options.rounds or scenario.rounds.get(mode, 2)
         ctx = Context(scenario, mode, self.session)
         result = Result(scenario.name, scenario.title or scenario.name, "ok", targets=dict(scenario.targets),
                         params=dict(ctx.params))
@@ -487,7 +489,8 @@ class Harness:
                 result.rounds = rounds
                 self._compare(scenario, ctx, result)
                 if result.missed and self.options.profile:
-                    result.profile = profile_round(scenario, ctx, fixture)
+                    busiest = sorted(ctx.tracked, key=lambda n: -(after[n].cpu_s - before[n].cpu_s))[:3]
+                    result.profile = profile_round(scenario, ctx, fixture, busiest)
         except NotAvailable as exc:
             result.status, result.reason = "not available", f"not available yet: {exc}"
         except Exception as exc:  # noqa: BLE001 - one broken scenario must not hide the others
@@ -526,15 +529,93 @@ class Harness:
                 result.verdicts[name] = False
 
 
-def profile_round(scenario: Scenario, ctx: Context, fixture: Any, top: int = 15) -> str:
-    """One extra round under cProfile (the in-process part only): the top functions by
-    cumulative time. Kept out of the measured rounds so it does not skew the figures."""
+def profile_round(scenario: Scenario, ctx: Context, fixture: Any, busiest: list[str], top: int = 15) -> str:
+    """One extra round, profiled, kept out of the measured rounds so it does not skew them.
+
+    The in-process part (load generator, subscriber) under cProfile, top functions by
+    cumulative time; and, when py-spy is installed, the ``busiest`` tracked processes (the
+    services, in other processes and threads cProfile cannot see) sampled by ``py-spy record``,
+    top functions by own and by total samples."""
+    spies = start_spies(ctx, busiest)
     profiler = cProfile.Profile()
     profiler.enable()
     try:
         scenario.run(ctx, fixture)
     finally:
         profiler.disable()
+        sampled = stop_spies(spies)
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(top)
-    return out.getvalue()
+    parts = [f"== bench process (cProfile, cumulative)\n{out.getvalue().strip()}"]
+    parts += [f"== {name} (py-spy, {total} samples)\n{text}" for name, total, text in sampled]
+    if not spies:
+        parts.append("(py-spy is not installed: `pip install py-spy` to profile the services too)")
+    return "\n\n".join(parts)
+
+
+def _py_spy() -> str | None:
+    import shutil
+    import sys
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+def start_spies(ctx: Context, names: list[str]) -> list[tuple[str, subprocess.Popen, Path]]:
+    binary = _py_spy()
+    if binary is None:
+        return []
+    spies = []
+    for name in names:
+        for pid in ctx.tracked.get(name, [])[:1]:   # one member of a group (e.g. one emulator) is enough
+            out = ctx.workdir / f"py-spy-{pid}.txt"
+            spy = subprocess.Popen([binary, "record", "--pid", str(pid), "--subprocesses", "--format", "raw",
+                                    "--nonblocking", "--rate", "250", "-o", str(out)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            spies.append((name, spy, out))
+    return spies
+
+
+def stop_spies(spies: list[tuple[str, subprocess.Popen, Path]]) -> list[tuple[str, int, str]]:
+    """Stop every py-spy (SIGINT makes it write its file) and summarise what each sampled."""
+    for _, spy, _ in spies:
+        spy.send_signal(signal.SIGINT)
+    summaries = []
+    for name, spy, out in spies:
+        try:
+            spy.wait(15)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait(5)
+        if out.exists():
+            summaries.append((name, *summarise_stacks(out.read_text(errors="replace"))))
+    return summaries
+
+
+def summarise_stacks(raw: str, top: int = 12) -> tuple[int, str]:
+    """py-spy's raw (collapsed) stacks → the functions with the most own and total samples."""
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        samples += n
+        # The first frame names the process (its whole command line): not a function.
+        frames = [f for f in stack.split(";") if not f.startswith("process ")]
+        if not frames:
+            continue
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + n
+    if not samples:
+        return 0, "(no samples: the process was idle or could not be read)"
+    lines = ["  own%  total%  function"]
+    for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"{100 * n / samples:6.1f} {100 * total[frame] / samples:7.1f}  {frame}")
+    lines.append("  (by total)")
+    for frame, n in sorted(total.items(), key=lambda kv: -kv[1])[:top]:
+        if frame not in own or own[frame] < n:
+            lines.append(f"{100 * own.get(frame, 0) / samples:6.1f} {100 * n / samples:7.1f}  {frame}")
+    return samples, "\n".join(lines)

@@ -122,8 +122,8 @@ def render_markdown(results: list[Result], meta: dict[str, Any]) -> str:
         if r.latencies_ms:
             lines += [f"![{r.name} latency histogram]({r.name}.png)", ""]
         if r.profile:
-            lines += ["<details><summary>cProfile of one extra round (in-process part), "
-                      f"because {', '.join(r.missed)} missed</summary>", "", "```",
+            lines += ["<details><summary>Profile of one extra round (cProfile of the bench process, py-spy of "
+                      f"the busiest processes), because {', '.join(r.missed)} missed</summary>", "", "```",
                       r.profile.strip(), "```", "</details>", ""]
     lines += ["Peak RSS is the sum of VmHWM over a process and its children (gunicorn runs the app in a "
               "worker), so it is an upper bound. CPU is user + system time during the measured rounds; "

@@ -94,6 +94,6 @@ def run(ctx: Context, commands: Commands) -> Sample:
 
 SCENARIO = Scenario("e2e_command_round_trip", title="MQTT cmd → board ack → cmd/response",
                     setup=setup, run=run, baseline="ceiling_mqtt_qos1_latency", targets={"p99_ms": at_most(30)},
-                    quick={"commands": 60, "direct": 10}, full={"commands": 1000, "direct": 100},
+                    quick={"commands": 40, "direct": 10}, full={"commands": 1000, "direct": 100},
                     figures=("p50_ms", "p90_ms", "p99_ms", "max_ms", "loss_pct", "bridge_to_answer_p50_ms",
                              "aggregator_rest_p50_ms", "handler_rest_p50_ms"))

@@ -60,7 +60,7 @@ class Readings:
             controls[board].send({"emit": {"type": "sensor", "temperature": value}})
         return tracker
 
-    def wait_delivered(self, tracker: MessageTracker, quiet_s: float = 3.0) -> None:
+    def wait_delivered(self, tracker: MessageTracker, quiet_s: float = 1.5) -> None:
         """Until every reading arrived, or nothing arrived for ``quiet_s`` (the rest is lost)."""
         while tracker.outstanding:
             self.arrived.clear()
@@ -116,7 +116,7 @@ def _scenario(rate: int, quick_s: float, full_s: float, targets: dict) -> Scenar
 
 
 SCENARIOS = [
-    _scenario(10, 3.0, 30.0, {}),
-    _scenario(100, 3.0, 30.0, {"p50_ms": at_most(3), "p99_ms": at_most(15)}),
-    _scenario(1000, 2.0, 20.0, {"p99_ms": at_most(30)}),
+    _scenario(10, 2.0, 30.0, {}),
+    _scenario(100, 2.0, 30.0, {"p50_ms": at_most(3), "p99_ms": at_most(15)}),
+    _scenario(1000, 1.0, 20.0, {"p99_ms": at_most(30)}),
 ]

@@ -46,7 +46,7 @@ def run(ctx: Context, stack: Stack) -> Sample:
 COMMON = dict(run=run, baseline="ceiling_http_hello",
               baseline_figures={"p50_ms": "p50_ms", "p99_ms": "p99_ms", "throughput_per_s": "throughput_per_s"},
               targets={"cold_start_s": at_most(15), "p99_ms": at_most(20)},
-              quick={"threads": 1, "seconds": 3.0}, full={"threads": 1, "seconds": 20.0},
+              quick={"threads": 1, "seconds": 2.0}, full={"threads": 1, "seconds": 20.0},
               rounds={"quick": 2, "full": 5},
               figures=("cold_start_s", "p50_ms", "p99_ms", "max_ms", "throughput_per_s", "loss_pct"))
 
