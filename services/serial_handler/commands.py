@@ -1,14 +1,15 @@
 """Device commands (``values`` of ``POST /sensor/<id>/cmd``) -> protocol commands.
 
-Validation happens here, before anything is sent: a bad value costs the board nothing and the
-caller gets ``INVALID_VALUE``/``UNSUPPORTED`` with a sentence saying what is expected. The board
-still validates again (it is the authority); its refusals come back as ``REJECTED``.
+Validation happens before anything is sent (shared/devices.py, the rules the aggregator
+uses too): a bad value costs the board nothing and the caller gets ``INVALID_VALUE`` or
+``UNSUPPORTED`` with a sentence saying what is expected. The board still
+validates again (it is the authority); its refusals come back as ``REJECTED``.
 """
 from __future__ import annotations
 
-import math
-import re
 from typing import Any
+
+from shared.devices import SENSOR_TYPES, InvalidCommand, is_number, normalize_command
 
 # Command error codes and their HTTP statuses (docs/architecture.md, "Handler API").
 TIMEOUT = "TIMEOUT"
@@ -20,10 +21,9 @@ UNKNOWN_DEVICE = "UNKNOWN_DEVICE"
 HTTP_STATUS = {TIMEOUT: 504, REJECTED: 409, OFFLINE: 503, UNSUPPORTED: 400, INVALID_VALUE: 400,
                UNKNOWN_DEVICE: 404}
 
-SENSOR_TYPES = ("temperature", "humidity", "pressure", "illuminance", "motion", "sound_level", "battery")
+# What a board drives: its sensors, the window motor and the LED (no switch output).
+SERIAL_TYPES = SENSOR_TYPES | {"window", "led"}
 BOARD_COMMANDS = ("ping", "hello", "read", "config", "led", "window", "calibrate", "reset")
-MAX_INTERVAL_S = 86_400
-_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
 class CommandError(Exception):
@@ -38,85 +38,27 @@ class CommandError(Exception):
         return HTTP_STATUS.get(self.code, 500)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _interval(value: Any) -> dict[str, Any]:
-    if not _is_number(value) or not 0.001 <= value <= MAX_INTERVAL_S:
-        raise CommandError(INVALID_VALUE, f"interval must be a number of seconds 0.001..{MAX_INTERVAL_S}, "
-                                          f"got {value!r}")
-    return {"type": "config", "interval_ms": max(1, round(value * 1000))}
-
-
-def _window(values: dict[str, Any]) -> dict[str, Any]:
-    if "stop" in values:
-        if values["stop"] is not True or len(values) > 1:
-            raise CommandError(INVALID_VALUE, 'stop must be true and alone, e.g. {"stop": true}')
-        return {"type": "window", "stop": True}
-    position = values.get("position")
-    if position == "stop":
-        return {"type": "window", "stop": True}
-    if not _is_number(position) or not 0 <= position <= 100:
-        raise CommandError(INVALID_VALUE, f"position must be a number 0..100 or \"stop\", got {position!r}")
-    return {"type": "window", "position": round(position)}
-
-
-def _led(values: dict[str, Any]) -> dict[str, Any]:
-    command: dict[str, Any] = {"type": "led"}
-    if "state" in values:
-        state = values["state"]
-        if isinstance(state, bool):
-            state = "on" if state else "off"
-        if not isinstance(state, str) or state.lower() not in ("on", "off"):
-            raise CommandError(INVALID_VALUE, f'state must be "on" or "off", got {values["state"]!r}')
-        command["state"] = state.lower()
-    if "color" in values:
-        color = values["color"]
-        if not isinstance(color, str) or not _COLOR.match(color):
-            raise CommandError(INVALID_VALUE, f'color must be "#rrggbb", got {color!r}')
-        command["color"] = color.lower()
-    if "brightness" in values:
-        brightness = values["brightness"]
-        if not _is_int(brightness) or not 0 <= brightness <= 255:
-            raise CommandError(INVALID_VALUE, f"brightness must be an integer 0..255, got {brightness!r}")
-        command["brightness"] = brightness
-    if "blink" in values:
-        blink = values["blink"]
-        if isinstance(blink, bool):
-            blink = 500 if blink else 0
-        if not _is_int(blink) or not (blink == 0 or 50 <= blink <= 10_000):
-            raise CommandError(INVALID_VALUE, f"blink must be 0 (steady), 50..10000 ms or true/false, "
-                                              f"got {values['blink']!r}")
-        command["blink"] = blink
-    return command
-
-
-# device type -> the keys its commands take
-ACCEPTED = {**{t: ("interval",) for t in SENSOR_TYPES},
-            "window": ("position", "stop"), "led": ("state", "color", "brightness", "blink")}
-
-
 def build_command(device_type: str, values: Any) -> dict[str, Any]:
-    """The protocol command (without ``id``) for a device command, or ``CommandError``."""
-    if not isinstance(values, dict) or not values:
-        raise CommandError(INVALID_VALUE, 'values must be a non-empty object, e.g. {"state": "on"}')
-    accepted = ACCEPTED.get(device_type)
-    if accepted is None:
+    """The protocol command (without ``id``) for a device command, or ``CommandError``.
+
+    The values are checked by the rules every program shares (shared/devices.py); this only
+    maps the canonical values onto the serial protocol.
+    """
+    if device_type not in SERIAL_TYPES:
         raise CommandError(UNSUPPORTED, f"{device_type} devices take no commands over serial")
-    unknown = sorted(k for k in values if k not in accepted)
-    if unknown:
-        raise CommandError(UNSUPPORTED, f"{device_type} devices do not support {', '.join(unknown)}; "
-                                        f"they take {', '.join(accepted)}", supported=list(accepted))
+    try:
+        normalized = normalize_command(device_type, values)
+    except InvalidCommand as exc:
+        raise CommandError(exc.code, exc.message, **exc.extra) from None
     if device_type == "window":
-        return _window(values)
+        if normalized.get("stop"):
+            return {"type": "window", "stop": True}
+        return {"type": "window", "position": normalized["position"]}
     if device_type == "led":
-        return _led(values)
-    return _interval(values["interval"])
+        return {"type": "led", **normalized}
+    if not normalized:  # a sensor command with no values asks for a reading now
+        return {"type": "read"}
+    return {"type": "config", "interval_ms": max(1, round(normalized["interval"] * 1000))}
 
 
 def board_command(body: Any) -> dict[str, Any]:
@@ -137,7 +79,7 @@ def parse_timeout(raw: Any, default: float) -> float:
     """``timeout`` of a command body is in milliseconds (the MQTT contract); seconds out."""
     if raw is None:
         return default
-    if not _is_number(raw) or not 1 <= raw <= 300_000:
+    if not is_number(raw) or not 1 <= raw <= 300_000:
         raise CommandError(INVALID_VALUE, f"timeout must be milliseconds 1..300000, got {raw!r}")
     return raw / 1000.0
 

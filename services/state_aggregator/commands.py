@@ -1,24 +1,19 @@
 """What a command may say, by device type, checked before any service is touched.
 
 A command that fails here costs nothing else: no handler is called, no device is woken. The
-rules follow the table in docs/architecture.md ("Device types and their state") and the ranges
-of docs/serial-protocol.md, so a value the board would refuse is refused here already, with a
-message that says what is expected.
+rules per device type live in shared/devices.py, which the handlers use too, so a value the
+board would refuse is refused here already, with a message that says what is expected.
 """
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-SENSOR_TYPES = frozenset({"temperature", "humidity", "pressure", "illuminance", "motion",
-                          "sound_level", "battery"})
-INTERVAL_RANGE = (1, 86400)
-"""Seconds between readings a sensor command may set."""
+from shared.devices import InvalidCommand, is_number, normalize_command
+
 COMMAND_TIMEOUT_MS_RANGE = (1, 120_000)
 ENVELOPE_KEYS = ("id", "timestamp", "timeout")
-_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
 class CommandError(Exception):
@@ -72,83 +67,15 @@ def parse_command(body: Any) -> CommandRequest:
     timeout = body.get("timeout")
     if timeout is not None:
         low, high = COMMAND_TIMEOUT_MS_RANGE
-        if not _is_number(timeout) or not low <= timeout <= high:
+        if not is_number(timeout) or not low <= timeout <= high:
             raise invalid(f"timeout must be a number of milliseconds {low}..{high}, got {timeout!r}")
     return CommandRequest(values=values, cmd_id=None if cmd_id is None else str(cmd_id),
                           timeout_ms=timeout)
 
 
-# --------------------------------------------------------------------------- per-type rules
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _on_off(name: str, value: Any) -> None:
-    if value not in ("on", "off"):
-        raise invalid(f"{name} must be \"on\" or \"off\", got {value!r}")
-
-
-def _interval(name: str, value: Any) -> None:
-    low, high = INTERVAL_RANGE
-    if not _is_number(value) or not low <= value <= high:
-        raise invalid(f"{name} must be a number of seconds {low}..{high}, got {value!r}")
-
-
-def _position(name: str, value: Any) -> None:
-    if value == "stop":
-        return
-    if not _is_number(value) or not 0 <= value <= 100:
-        raise invalid(f"{name} must be a number 0..100 (percent open) or \"stop\", got {value!r}")
-
-
-def _stop(name: str, value: Any) -> None:
-    if value is not True and value != "stop":
-        raise invalid(f"{name} must be true, got {value!r}")
-
-
-def _color(name: str, value: Any) -> None:
-    if not isinstance(value, str) or not _COLOR.match(value):
-        raise invalid(f"{name} must be a colour \"#rrggbb\", got {value!r}")
-
-
-def _brightness(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 255:
-        raise invalid(f"{name} must be an integer 0..255, got {value!r}")
-
-
-def _blink(name: str, value: Any) -> None:
-    if isinstance(value, bool):
-        return
-    if not isinstance(value, int) or not (value == 0 or 50 <= value <= 10000):
-        raise invalid(f"{name} must be true/false or a period in ms (0 or 50..10000), got {value!r}")
-
-
-Check = Callable[[str, Any], None]
-_SENSOR_RULES: dict[str, Check] = {"interval": _interval}
-RULES: dict[str, dict[str, Check]] = {
-    **{t: _SENSOR_RULES for t in SENSOR_TYPES},
-    "window": {"position": _position, "stop": _stop},
-    "led": {"state": _on_off, "color": _color, "brightness": _brightness, "blink": _blink},
-    "switch": {"state": _on_off},
-}
-
-
-def validate_values(device_type: str, values: Mapping[str, Any]) -> None:
-    """Raise :class:`CommandError` unless ``values`` is a command this device type takes."""
-    rules = RULES.get(device_type)
-    if rules is None:
-        raise CommandError(400, "UNSUPPORTED", f"a {device_type} device takes no commands")
-    unknown = sorted(set(values) - set(rules))
-    if unknown:
-        raise CommandError(400, "UNSUPPORTED",
-                           f"a {device_type} device does not take {', '.join(unknown)}; "
-                           f"it takes {', '.join(sorted(rules))}", accepted=sorted(rules))
-    if not values and device_type not in SENSOR_TYPES:
-        raise invalid(f"the command has no values; a {device_type} device takes "
-                      f"{', '.join(sorted(rules))}", accepted=sorted(rules))
-    for name, value in values.items():
-        rules[name](name, value)
-    if device_type == "window" and "stop" in values and "position" in values:
-        raise invalid("a window command takes position or stop, not both")
+def validate_values(device_type: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The canonical values, or :class:`CommandError` (400) unless this device type takes them."""
+    try:
+        return normalize_command(device_type, values)
+    except InvalidCommand as exc:
+        raise CommandError(400, exc.code, exc.message, **exc.extra) from None

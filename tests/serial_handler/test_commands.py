@@ -23,6 +23,7 @@ from services.serial_handler.commands import (
      {"type": "led", "color": "#ff8800", "brightness": 128, "blink": 500}),
     ("temperature", {"interval": 5}, {"type": "config", "interval_ms": 5000}),
     ("battery", {"interval": 0.5}, {"type": "config", "interval_ms": 500}),
+    ("motion", {}, {"type": "read"}),
 ])
 def test_device_commands_map_to_protocol_commands(device_type: str, values: dict, expected: dict) -> None:
     assert build_command(device_type, values) == expected
@@ -39,7 +40,6 @@ def test_device_commands_map_to_protocol_commands(device_type: str, values: dict
     ("led", {"blink": 10}, "INVALID_VALUE"),
     ("temperature", {"interval": 0}, "INVALID_VALUE"),
     ("temperature", {"interval": float("nan")}, "INVALID_VALUE"),
-    ("temperature", {}, "INVALID_VALUE"),
     ("temperature", [1], "INVALID_VALUE"),
     ("temperature", {"position": 3}, "UNSUPPORTED"),
     ("led", {"dance": True}, "UNSUPPORTED"),

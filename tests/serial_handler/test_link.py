@@ -172,12 +172,18 @@ def test_a_board_behind_socket_url_answers_commands() -> None:
     def board() -> None:
         connection, _ = server.accept()
         with connection, connection.makefile("rwb") as stream:
+            # pyserial's socket:// open() discards whatever already arrived, so this boot hello
+            # may be lost; the board answers the host's hello request like the firmware does.
             stream.write(b'{"type":"hello","seq":0,"board_id":"net","fw":"1.0.0"}\n')
             stream.flush()
             seq = 0
             for raw in stream:
                 command = json.loads(raw)
                 seq += 1
+                if command.get("type") == "hello":
+                    stream.write(b'{"type":"hello","seq":%d,"id":"%s","board_id":"net","fw":"1.0.0"}\n'
+                                 % (seq, command["id"].encode()))
+                    stream.flush()
                 if command.get("type") == "ping":
                     stream.write(b'{"type":"ack","seq":%d,"id":"%s","ok":true,"result":{"pong":true}}\n'
                                  % (seq, command["id"].encode()))
