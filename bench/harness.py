@@ -429,13 +429,14 @@ class Harness:
             print(text, flush=True)
 
     def run(self, names: list[str]) -> list[Result]:
-        """Results for ``names`` and their baselines, baselines first."""
+        """Results for ``names`` and their baselines, each baseline before its first user."""
         order: list[str] = []
         for name in names:
-            baseline = self.scenarios[name].baseline
+            baseline = self.scenarios[name].baseline if name in self.scenarios else None
             if isinstance(baseline, str) and baseline not in order:
                 order.append(baseline)
-        order += [n for n in names if n not in order]
+            if name not in order:
+                order.append(name)
         try:
             for name in order:
                 self.result(name)

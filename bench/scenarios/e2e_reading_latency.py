@@ -6,6 +6,10 @@ arrives on ``.../devices/b<i>_temperature/state``. The whole path is in the figu
 socket, the board's serial line, serial_handler, its SSE stream, the state aggregator, its SSE
 stream, the MQTT bridge, Mosquitto, paho. Readings are spread evenly over 4 boards at a fixed
 total rate (10, 100 and 1,000 readings/s).
+
+The reading is sent with the control channel's ``emit`` (a sensor line now) rather than ``set``
+(which pins a value for the *next* periodic line): with ``set`` the figure would mostly be the
+wait for the board's interval, not the connector.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ class Readings:
         self.stack = stack
         self.tracker = MessageTracker()
         self.arrived = threading.Event()
-        self.counter = 0
+        self.counters = [0] * len(stack.boards)
         self.subscriber = stack.probe
         self.listening = False
 
@@ -39,10 +43,12 @@ class Readings:
         self.tracker.received((body.get("device_id"), round(value, 3)), at)
         self.arrived.set()
 
-    def next_value(self) -> float:
-        # -40.000 .. -20.001 in steps of 0.001: 20,000 values no emulated room produces.
-        self.counter = (self.counter + 1) % 20_000
-        return round(-40 + self.counter / 1000, 3)
+    def next_value(self, board: int) -> float:
+        # One counter per board (the key is device + value): -40.000 .. 84.999 in steps of 0.001,
+        # the sensor's valid range, 125,000 values per board before one repeats; the emulated
+        # room's own readings (one decimal, once a minute) are simply not in the tracker.
+        self.counters[board] = (self.counters[board] + 1) % 125_000
+        return round(-40 + self.counters[board] / 1000, 3)
 
     def send_at_rate(self, rate: float, count: int) -> MessageTracker:
         tracker = self.tracker = MessageTracker()
@@ -55,7 +61,7 @@ class Readings:
             while (now := clock()) < due:
                 time.sleep(min(due - now, 0.002))
             board = index % len(controls)
-            value = self.next_value()
+            value = self.next_value(board)
             tracker.sent((f"b{board}_temperature", value))
             controls[board].send({"emit": {"type": "sensor", "temperature": value}})
         return tracker

@@ -143,3 +143,16 @@ def test_process_usage_reads_proc_for_a_live_process():
     import os
     usage = tree_usage(os.getpid())
     assert usage.cpu_s > 0 and usage.peak_rss_mib > 0
+
+
+def test_py_spy_stacks_are_summarised_by_own_and_total_samples():
+    from bench.harness import summarise_stacks
+
+    raw = ('process 1:"python x.py";main (x.py:1);work (x.py:5) 30\n'
+           'process 1:"python x.py";main (x.py:1);idle (x.py:9) 10\n'
+           "garbage line\n")
+    samples, text = summarise_stacks(raw)
+    assert samples == 40
+    first = text.splitlines()[1]
+    assert "work (x.py:5)" in first and "75.0" in first
+    assert "main (x.py:1)" in text and "process" not in text
