@@ -53,8 +53,9 @@ bench-full: $(VENV)/.dev-installed mosquitto
 soak: $(VENV)/.dev-installed mosquitto
 	$(PY) -m pytest -m soak --override-ini="addopts=" tests
 
+# The property-based tests (hypothesis) with many more examples than `make test` runs.
 fuzz: $(VENV)/.dev-installed
-	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests -k "property or fuzz"
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest $$(grep -rl --include='test_*.py' 'from hypothesis' tests)
 
 check-config: $(VENV)/.runtime-installed
 	$(PY) -m shared.config check instances/$(INSTANCE_NAME).json

@@ -3,15 +3,26 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from shared.config import Settings, settings_from_dict
 from tests.helpers import free_port
 from tests.support.broker import MosquittoBroker
+
+# `make test` keeps property tests quick and deterministic on a loaded 2-core machine;
+# `make fuzz` runs the same properties with many more examples.
+hypothesis_settings.register_profile("default", max_examples=200, deadline=None, derandomize=True,
+                                     suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.register_profile("fuzz", max_examples=20_000, deadline=None,
+                                     suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_INSTANCE = ROOT / "instances" / "sensor_hub_01.json"

@@ -7,7 +7,7 @@ import json
 import math
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from services.serial_handler.lines import (
@@ -141,7 +141,6 @@ def test_splitter_reset_forgets_the_unfinished_line() -> None:
 
 
 @given(st.lists(st.binary(max_size=3000), max_size=20), st.integers(1, 64))
-@settings(max_examples=200, deadline=None)
 def test_splitter_matches_a_reference_split(chunks: list[bytes], step: int) -> None:
     """However the bytes are chunked, the splitter yields what splitting the whole stream gives."""
     data = b"".join(chunks)
@@ -197,7 +196,6 @@ def assert_valid(message: Message, line: bytes) -> None:
 
 
 @given(st.binary(max_size=2048))
-@settings(max_examples=500, deadline=None)
 def test_arbitrary_bytes_never_raise_and_are_never_wrongly_accepted(line: bytes) -> None:
     result = parse_line(line)
     assert isinstance(result, (Message, Rejection))
@@ -219,7 +217,6 @@ type_names = st.sampled_from([*MESSAGE_TYPES, "dance", ""])
 
 
 @given(type_names, st.integers(-5, SEQ_LIMIT + 5) | json_values, st.dictionaries(field_names, json_values, max_size=6))
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_json_shaped_lines_are_accepted_only_when_valid(kind: str, seq: object, fields: dict) -> None:
     """Lines that look like messages (the interesting case random bytes rarely reach)."""
     doc = {**fields, "type": kind, "seq": seq}
@@ -238,7 +235,6 @@ sensor_lines = st.fixed_dictionaries(
 
 
 @given(sensor_lines)
-@settings(max_examples=200, deadline=None)
 def test_every_valid_sensor_line_is_accepted(doc: dict) -> None:
     line = json.dumps(doc, separators=(",", ":")).encode()
     result = parse_line(line)

@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 import requests
 from flask import Flask, request
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.server import run_in_thread
@@ -219,7 +219,6 @@ def test_parser_utf8_split_inside_a_character():
     assert message.data == '{"t": "21.5 °C"}'
 
 
-@settings(max_examples=60, deadline=None)
 @given(newline=st.sampled_from([b"\n", b"\r\n", b"\r"]), cuts=st.lists(st.integers(0, 200), max_size=8))
 def test_parser_result_does_not_depend_on_chunking(newline, cuts):
     text = (b": hb\nid: a-1\nevent: state\ndata: {\"x\": 1}\ndata: more\n\n"
