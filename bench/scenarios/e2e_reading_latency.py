@@ -85,6 +85,9 @@ def setup(ctx: Context) -> Readings:
     ctx.note(f"{BOARDS} emulated boards, {ctx.params['rate']} readings/s in total for "
              f"{ctx.params['seconds']} s per round; bridge publishes at its default QoS 1, the subscriber "
              "(paho, in the bench process) subscribes at QoS 1")
+    ctx.note("loss counts readings that never reached MQTT, including those the bridge's outbox replaced "
+             "with a newer state of the same device before publishing (bridge/outbox.py keeps the newest "
+             "pending state per topic); stale devices counts devices whose newest reading never arrived")
     return readings
 
 

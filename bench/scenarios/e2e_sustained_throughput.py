@@ -1,50 +1,69 @@
 """End to end: the highest reading rate the instance carries with no lost or duplicated state.
 
 Readings go in as in e2e_reading_latency (unique values, 4 boards, control channel) at a rate
-that climbs a ladder; each step lasts ``seconds`` (60 s in the full form). A step passes when
-every reading arrived on MQTT exactly once. The figure is the highest passing rate; the steps
-are listed in the notes. A reading replaced in the bridge's outbox by a newer one for the same
-device before it was published counts as lost here: the issue asks for every state.
+that climbs a ladder; each step lasts ``seconds`` (60 s in the full form). Two figures:
+
+- ``max_zero_loss_per_s``: the highest step (from the bottom, without a gap) at which every
+  reading arrived on MQTT exactly once — the issue's figure. A reading the bridge's outbox
+  replaced with a newer state of the same device before publishing counts as lost.
+- ``max_carried_per_s``: the highest step at which the connector still kept up: no duplicate,
+  every device's newest reading arrived, and p99 ≤ 1 s (no growing backlog). Intermediate
+  readings may have been replaced by newer ones (state, not a log).
+
+The ladder stops at the first step that is not carried.
 """
 from __future__ import annotations
 
 from bench.harness import Context, Sample, Scenario, at_least
+from bench.harness import percentile as pct
 from bench.scenarios.e2e_reading_latency import Readings, shared_readings, with_final_states
+
+BACKLOG_P99_S = 1.0
 
 
 def setup(ctx: Context) -> Readings:
     readings = shared_readings(ctx)
     ctx.note(f"ladder {', '.join(str(r) for r in ctx.params['rates'])} readings/s, {ctx.params['seconds']} s "
-             "per step over 4 boards, QoS 1; the ladder stops at the first step with a loss or a duplicate")
+             "per step over 4 boards, QoS 1; a reading the bridge's outbox replaced with a newer state of its "
+             "device counts as lost for max zero loss, not for max carried")
     return readings
 
 
 def run(ctx: Context, readings: Readings) -> Sample:
-    best = 0.0
+    zero_loss, carried = 0.0, 0.0
+    clean_so_far = True
     steps = []
-    last = Sample()
+    shown: Sample | None = None
     for rate in ctx.params["rates"]:
         tracker = readings.send_at_rate(rate, int(rate * ctx.params["seconds"]))
         readings.wait_delivered(tracker)
         sample = with_final_states(tracker)
-        lost = sample.sent - sample.received
-        steps.append(f"{rate}/s: {lost} lost, {sample.duplicates} duplicated, "
-                     f"{int(sample.figures['stale_devices'])} device(s) left stale")
-        last = sample
-        if lost or sample.duplicates:
+        lost, stale = sample.sent - sample.received, int(sample.figures["stale_devices"])
+        p99 = pct(sorted(sample.latencies_s), 99) if sample.latencies_s else float("inf")
+        steps.append(f"{rate}/s: {lost} lost, {sample.duplicates} duplicated, {stale} device(s) left stale, "
+                     f"p99 {p99 * 1000:.0f} ms")
+        clean_so_far = clean_so_far and not lost and not sample.duplicates
+        if clean_so_far or shown is None:
+            shown = sample
+        if clean_so_far:
+            zero_loss = float(rate)
+        if sample.duplicates or stale or p99 > BACKLOG_P99_S:
             break
-        best = float(rate)
-    ctx.note("steps: " + "; ".join(steps))
-    last.figures["max_zero_loss_per_s"] = best
-    return last
+        carried = float(rate)
+    ctx.note("steps: " + "; ".join(steps) + ". Latency, throughput and loss figures are those of the highest "
+             "zero-loss step (or of the first step when none was)")
+    assert shown is not None
+    shown.figures["max_zero_loss_per_s"] = zero_loss
+    shown.figures["max_carried_per_s"] = carried
+    return shown
 
 
 SCENARIO = Scenario(
     "e2e_sustained_throughput", title="sustained readings/s end to end with zero loss (QoS 1)",
     setup=setup, run=run, baseline="ceiling_mqtt_qos1_throughput",
-    baseline_figures={"max_zero_loss_per_s": "throughput_per_s", "throughput_per_s": "throughput_per_s"},
+    baseline_figures={"max_zero_loss_per_s": "throughput_per_s", "max_carried_per_s": "throughput_per_s"},
     targets={"max_zero_loss_per_s": at_least(3000)},
     quick={"rates": [100, 250, 500, 1000, 2000, 3000], "seconds": 2.0},
     full={"rates": [100, 250, 500, 750, 1000, 1500, 2000, 3000, 4000], "seconds": 60.0},
     rounds={"quick": 1, "full": 1}, warmup=False,
-    figures=("max_zero_loss_per_s", "throughput_per_s", "p50_ms", "p99_ms", "loss_pct"))
+    figures=("max_zero_loss_per_s", "max_carried_per_s", "p50_ms", "p99_ms", "loss_pct"))
