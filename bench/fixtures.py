@@ -53,6 +53,18 @@ def start_broker(ctx: Context) -> MosquittoBroker:
     return broker
 
 
+def no_delay(client: mqtt.Client) -> None:
+    """TCP_NODELAY on a paho client's socket (paho does not set it). Without it a small publish
+    can wait behind the client's own unacknowledged PUBACK for the peer's delayed ACK (~40 ms),
+    and the bench would measure itself instead of the connector."""
+    sock = client.socket()
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+
 class MqttClient:
     """A paho 2.x client on loopback with its network loop in a thread; connected on return."""
 
@@ -61,13 +73,17 @@ class MqttClient:
         self.client.max_inflight_messages_set(max_inflight)
         self.connected = threading.Event()
         self.handlers: list[tuple[str, Callable[[mqtt.MQTTMessage, float], None]]] = []
-        self.client.on_connect = lambda c, u, f, rc, p: self.connected.set()
+        self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.connect(host, port, keepalive=30)
         self.client.loop_start()
         if not self.connected.wait(10):
             self.close()
             raise RuntimeError(f"MQTT client {name} could not connect to {host}:{port}")
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        no_delay(client)
+        self.connected.set()
 
     def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
         at = time.perf_counter()   # first thing: the receive time is what latencies are made of

@@ -264,37 +264,77 @@ class Context:
         """A line printed under the scenario in the report (what was measured, caveats)."""
         self.notes.append(text)
 
-    def shared(self, key: str, factory: Callable[[Session], Any]) -> Any:
-        return self.session.shared(key, factory)
+    def shared(self, key: str, factory: Callable[[SharedScope], Any]) -> Any:
+        """A fixture shared by the scenarios of this group in this invocation: ``factory(scope)``
+        runs once; ``scope`` has ``cleanup``, ``workdir`` and ``track`` like a Context."""
+        return self.session.shared(key, factory, group_of(self.scenario.name))
 
     @property
     def quick(self) -> bool:
         return self.mode == "quick"
 
 
-class Session:
-    """One invocation: fixtures shared between scenarios live until ``close()``. It has the
-    ``cleanup``/``workdir``/``track`` of a Context, so the fixtures can start things for it."""
+class SharedScope:
+    """Where a shared fixture lives: its own cleanup, scratch directory and tracked processes.
 
-    def __init__(self) -> None:
+    A factory given to ``ctx.shared(key, factory)`` receives one of these (the same attributes
+    the fixtures use on a Context). It is closed when the harness moves on to scenarios of
+    another group (``ceiling``, ``serial``, ``aggregator``, ``mqtt``, ``e2e``: the name's first
+    word), so idle rigs of one group do not run beside the next group's measurements."""
+
+    def __init__(self, session: Session, key: str, group: str) -> None:
+        self.session = session
+        self.key = key
+        self.group = group
         self.cleanup = contextlib.ExitStack()
-        self._shared: dict[str, Any] = {}
+        self.workdir = Path(tempfile.mkdtemp(prefix="shared-", dir=session.workdir))
         self.tracked: dict[str, list[int]] = {}
-        self.workdir = Path(tempfile.mkdtemp(prefix="bench-session-"))
-        self.cleanup.callback(_rmtree, self.workdir)
 
     def track(self, name: str, pid: int) -> None:
         pids = self.tracked.setdefault(name, [])
         if pid not in pids:
             pids.append(pid)
 
-    def shared(self, key: str, factory: Callable[[Session], Any]) -> Any:
+    def shared(self, key: str, factory: Callable[[Any], Any]) -> Any:
+        return self.session.shared(key, factory, self.group)
+
+
+class Session:
+    """One invocation: holds the shared fixtures (each in its SharedScope) until they are
+    released or ``close()``."""
+
+    def __init__(self) -> None:
+        self.cleanup = contextlib.ExitStack()
+        self._shared: dict[str, tuple[Any, SharedScope]] = {}
+        self.workdir = Path(tempfile.mkdtemp(prefix="bench-session-"))
+        self.cleanup.callback(_rmtree, self.workdir)
+
+    def shared(self, key: str, factory: Callable[[Any], Any], group: str = "") -> Any:
         if key not in self._shared:
-            self._shared[key] = factory(self)
-        return self._shared[key]
+            scope = SharedScope(self, key, group)
+            try:
+                value = factory(scope)
+            except BaseException:
+                scope.cleanup.close()
+                raise
+            self._shared[key] = (value, scope)
+        return self._shared[key][0]
+
+    def release_groups_other_than(self, group: str) -> None:
+        for key, (_, scope) in list(self._shared.items()):
+            if scope.group != group:
+                del self._shared[key]
+                scope.cleanup.close()
 
     def close(self) -> None:
+        for key in list(self._shared):
+            _, scope = self._shared.pop(key)
+            scope.cleanup.close()
         self.cleanup.close()
+
+
+def group_of(name: str) -> str:
+    return name.split("_", 1)[0]
 
 
 def _rmtree(path: Path) -> None:
@@ -429,20 +469,24 @@ class Harness:
             print(text, flush=True)
 
     def run(self, names: list[str]) -> list[Result]:
-        """Results for ``names`` and their baselines, each baseline before its first user."""
-        order: list[str] = []
+        """Results for ``names`` and their baselines. Baselines run first (so the groups do not
+        interleave); the report lists each baseline before its first user."""
+        shown: list[str] = []
+        baselines: list[str] = []
         for name in names:
             baseline = self.scenarios[name].baseline if name in self.scenarios else None
-            if isinstance(baseline, str) and baseline not in order:
-                order.append(baseline)
-            if name not in order:
-                order.append(name)
+            if isinstance(baseline, str) and baseline not in shown:
+                shown.append(baseline)
+                baselines.append(baseline)
+            if name not in shown:
+                shown.append(name)
         try:
-            for name in order:
+            for name in baselines + [n for n in shown if n not in baselines]:
+                self.session.release_groups_other_than(group_of(name))
                 self.result(name)
         finally:
             self.session.close()
-        return [self.results[n] for n in order if n in self.results]
+        return [self.results[n] for n in shown if n in self.results]
 
     def result(self, name: str) -> Result:
         if name not in self.results:

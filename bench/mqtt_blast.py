@@ -12,6 +12,8 @@ import time
 
 import paho.mqtt.client as mqtt
 
+from bench.fixtures import no_delay
+
 
 def main(argv: list[str]) -> int:
     port, qos, count, topic = int(argv[0]), int(argv[1]), int(argv[2]), argv[3]
@@ -25,7 +27,11 @@ def main(argv: list[str]) -> int:
         if pending["n"] <= 0:
             acked.set()
 
-    client.on_connect = lambda c, u, f, rc, p: connected.set()
+    def on_connect(c, u, f, rc, p):
+        no_delay(c)
+        connected.set()
+
+    client.on_connect = on_connect
     client.on_publish = on_publish
     client.connect("127.0.0.1", port, keepalive=30)
     client.loop_start()

@@ -24,7 +24,7 @@ from bench.fixtures import (
     start_service,
     write_instance,
 )
-from bench.harness import Context, NotAvailable, Session
+from bench.harness import Context, NotAvailable, SharedScope
 from shared.config import ConfigError, settings_from_dict
 from shared.topics import Topics
 from tests.helpers import free_port
@@ -69,7 +69,7 @@ def instance_document(workdir: Path, boards: int, per_type: int = 1) -> dict[str
 class Stack:
     """A running connector. ``topics`` builds topic names; ``processes`` maps names to pids."""
 
-    def __init__(self, scope: Context | Session, boards: int = 4, per_type: int = 1,
+    def __init__(self, scope: Context | SharedScope, boards: int = 4, per_type: int = 1,
                  board_config: dict[str, Any] | None = None) -> None:
         require_files(*PARTS)
         self.topics = Topics(BASE, INSTANCE)
@@ -122,9 +122,9 @@ def shared_stack(ctx: Context, boards: int = 4) -> Stack:
 
     A stack that could not start is remembered, so every later scenario reports the same reason
     instead of trying again."""
-    def start(session: Session) -> Stack | BaseException:
+    def start(scope: SharedScope) -> Stack | BaseException:
         try:
-            return Stack(session, boards)
+            return Stack(scope, boards)
         except (NotAvailable, Exception) as exc:  # noqa: BLE001 - re-raised for every scenario below
             return exc
 

@@ -156,3 +156,27 @@ def test_py_spy_stacks_are_summarised_by_own_and_total_samples():
     first = text.splitlines()[1]
     assert "work (x.py:5)" in first and "75.0" in first
     assert "main (x.py:1)" in text and "process" not in text
+
+
+def test_shared_fixtures_live_for_their_group_and_are_released_before_the_next():
+    events: list[str] = []
+
+    def fixture_of(key: str):
+        def setup(ctx):
+            def factory(scope):
+                events.append(f"start {key}")
+                scope.cleanup.callback(events.append, f"stop {key}")
+                assert scope.workdir.is_dir()
+                return key
+            return ctx.shared(key, factory)
+        return setup
+
+    def run(ctx, fixture) -> Sample:
+        events.append(f"run {ctx.scenario.name} with {fixture}")
+        return Sample()
+
+    scenarios = {name: Scenario(name, setup=fixture_of(key), run=run, warmup=False, rounds={"quick": 1})
+                 for name, key in (("alpha_one", "a"), ("alpha_two", "a"), ("beta_one", "b"))}
+    Harness(scenarios, Options(verbose=False)).run(list(scenarios))
+    assert events == ["start a", "run alpha_one with a", "run alpha_two with a", "stop a",
+                      "start b", "run beta_one with b", "stop b"]
