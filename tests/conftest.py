@@ -65,6 +65,30 @@ def fresh_mosquitto() -> Iterator[MosquittoBroker]:
     broker.close()
 
 
+class Started:
+    """Things a test started (processes, servers, bridges), stopped in reverse order at teardown."""
+
+    def __init__(self) -> None:
+        self._stops: list[Callable[[], Any]] = []
+
+    def add(self, thing: Any, stop: Callable[[], Any] | None = None) -> Any:
+        self._stops.append(stop or getattr(thing, "stop", None) or thing.close)
+        return thing
+
+    def stop_all(self) -> None:
+        while self._stops:
+            self._stops.pop()()
+
+
+@pytest.fixture
+def cleanup() -> Iterator[Started]:
+    """``cleanup.add(thing)`` returns ``thing`` and stops it (``stop()`` or ``close()``) after the test;
+    factory fixtures use it so that whatever a test starts is gone when it ends, even on failure."""
+    started = Started()
+    yield started
+    started.stop_all()
+
+
 @pytest.fixture
 def free_tcp_port() -> int:
     return free_port()

@@ -9,6 +9,7 @@ import pytest
 from bridge.bridge import MqttBridge
 from tests.bridge.fake_aggregator import FakeAggregator
 from tests.bridge.mqtt_watch import Watcher
+from tests.conftest import Started
 from tests.helpers import free_port
 
 BASE = "IoT2mqtt/v1/instances/sensor_hub_01"
@@ -46,18 +47,12 @@ def aggregator(bridge_settings, agg_port) -> Iterator[FakeAggregator]:
 
 
 @pytest.fixture
-def start_bridge(bridge_settings) -> Iterator[Callable[..., MqttBridge]]:
-    bridges: list[MqttBridge] = []
-
+def start_bridge(bridge_settings, cleanup: Started) -> Callable[..., MqttBridge]:
     def start(env: dict[str, str] | None = None, overrides: dict | None = None, broker=None,
               **kwargs) -> MqttBridge:
-        bridge = MqttBridge(bridge_settings(env, overrides, broker), reconnect=(1, 2), **kwargs).start()
-        bridges.append(bridge)
-        return bridge
+        return cleanup.add(MqttBridge(bridge_settings(env, overrides, broker), reconnect=(1, 2), **kwargs).start())
 
-    yield start
-    for bridge in bridges:
-        bridge.stop()
+    return start
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from services.serial_handler.handler import SerialHandler
 from shared.config import Settings
 from shared.server import run_in_thread
 from shared.sse import Event, EventFollower
+from tests.conftest import Started
 from tests.firmware.emulator_process import EmulatorProcess
 from tests.helpers import wait_for
 
@@ -82,33 +83,15 @@ class Service:
 
 
 @pytest.fixture
-def emulators() -> Iterator[Callable[..., EmulatorProcess]]:
+def emulators(cleanup: Started) -> Callable[..., EmulatorProcess]:
     """``start(*args)`` runs ``python -m firmware.emulator`` with a link and a control socket."""
-    started: list[EmulatorProcess] = []
-
-    def start(*args: str) -> EmulatorProcess:
-        emulator = EmulatorProcess("--seed", "1", "--motion-rate", "0", *args)
-        started.append(emulator)
-        return emulator
-
-    yield start
-    for emulator in started:
-        emulator.stop()
+    return lambda *args: cleanup.add(EmulatorProcess("--seed", "1", "--motion-rate", "0", *args))
 
 
 @pytest.fixture
-def services(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., Service]]:
+def services(make_settings: Callable[..., Settings], cleanup: Started) -> Callable[..., Service]:
     """``start({board_id: port fields})`` -> a running ``Service`` for those boards."""
-    started: list[Service] = []
-
-    def start(boards: dict[str, dict[str, Any]]) -> Service:
-        service = Service(make_settings(serial_overlay(boards)))
-        started.append(service)
-        return service
-
-    yield start
-    for service in started:
-        service.stop()
+    return lambda boards: cleanup.add(Service(make_settings(serial_overlay(boards))))
 
 
 @pytest.fixture

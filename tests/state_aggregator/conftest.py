@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from services.state_aggregator.aggregator import StateAggregator
 from services.state_aggregator.app import create_app
 from shared.config import Settings
 from shared.server import ThreadedServer, run_in_thread
+from tests.conftest import Started
 from tests.helpers import free_port
 from tests.state_aggregator.scripted_handler import ScriptedHandler
 
@@ -98,35 +99,24 @@ class EventTap:
 
 
 @pytest.fixture
-def build_aggregator(make_settings) -> Iterator[Callable[..., AggregatorUnderTest]]:
-    started: list[AggregatorUnderTest] = []
-
+def build_aggregator(make_settings, cleanup: Started) -> Callable[..., AggregatorUnderTest]:
     def build(services: dict[str, Any], disabled: tuple[str, ...] = (), **config: Any) -> AggregatorUnderTest:
         """``disabled``: device ids to switch off in the instance config."""
         from tests.conftest import example_document
 
         devices = [{**d, "enabled": d["device_id"] not in disabled} for d in example_document()["devices"]]
         settings = make_settings({"devices": devices, "config": {"services": services, **config}})
-        under_test = AggregatorUnderTest(settings)
-        started.append(under_test)
-        return under_test
+        return cleanup.add(AggregatorUnderTest(settings))
 
-    yield build
-    for under_test in started:
-        under_test.close()
+    return build
 
 
 @pytest.fixture
-def scripted_serial() -> Iterator[Callable[[int], ScriptedHandler]]:
+def scripted_serial(cleanup: Started) -> Callable[[int], ScriptedHandler]:
     """``scripted_serial(port)``: a scripted handler playing serial_handler's devices."""
-    handlers: list[ScriptedHandler] = []
 
     def start(port: int) -> ScriptedHandler:
         handler = ScriptedHandler(SERIAL_DEVICES, port).start()
-        handlers.append(handler)
-        return handler
+        return cleanup.add(handler, stop=lambda: (handler.stop(), handler.publisher.close()))
 
-    yield start
-    for handler in handlers:
-        handler.stop()
-        handler.publisher.close()
+    return start
