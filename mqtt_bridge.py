@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import sys
 
-from shared.config import ConfigError, load_settings
+from shared.config import load_settings_or_exit
 from shared.logs import setup_logging
 
 
 def main() -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"mqtt_bridge: {exc}", file=sys.stderr)
-        return 2
+    settings = load_settings_or_exit("mqtt_bridge")
     setup_logging("mqtt_bridge", level=settings.log_level, fmt=settings.log_format,
                   secrets=[settings.mqtt.password or ""])
     from bridge.bridge import MqttBridge  # after logging, so import-time messages are formatted

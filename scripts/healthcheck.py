@@ -7,15 +7,11 @@ from __future__ import annotations
 import sys
 import urllib.request
 
-from shared.config import ConfigError, load_settings
+from shared.config import load_settings_or_exit
 
 
 def main() -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"unhealthy: {exc}", file=sys.stderr)
-        return 1
+    settings = load_settings_or_exit("unhealthy", exit_code=1)
     url = settings.service("state_aggregator").url + "/health"
     try:
         with urllib.request.urlopen(url, timeout=4) as response:

@@ -725,6 +725,16 @@ def load_settings(environ: Mapping[str, str] | None = None, config_file: Path | 
     return settings
 
 
+def load_settings_or_exit(program: str, exit_code: int = 2) -> Settings:
+    """``load_settings()`` for a program's entry point: a broken config ends the start with the
+    problems on stderr (supervisord shows them) instead of a traceback."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        print(f"{program}: {exc}", file=sys.stderr)
+        raise SystemExit(exit_code) from None
+
+
 def settings_from_dict(doc: dict[str, Any], env: Mapping[str, str] | None = None) -> Settings:
     """Settings from an in-memory document (tests, tools); validated like a file."""
     env = dict(env or {})

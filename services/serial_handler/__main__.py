@@ -3,18 +3,14 @@ from __future__ import annotations
 
 import sys
 
-from shared.config import ConfigError, load_settings
+from shared.config import load_settings_or_exit
 from shared.server import serve
 
 from .app import create_app
 
 
 def main() -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"serial_handler: {exc}", file=sys.stderr)
-        return 2
+    settings = load_settings_or_exit("serial_handler")
     # A reading should not wait the default 5 ms for the GIL while another thread computes.
     sys.setswitchinterval(0.0005)
     serve(create_app, settings, "serial_handler")

@@ -3,18 +3,14 @@ from __future__ import annotations
 
 import sys
 
-from shared.config import ConfigError, load_settings
+from shared.config import load_settings_or_exit
 from shared.server import serve
 
 from .app import create_app
 
 
 def main() -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"state_aggregator: {exc}", file=sys.stderr)
-        return 2
+    settings = load_settings_or_exit("state_aggregator")
     serve(create_app, settings, "state_aggregator")
     return 0
 
