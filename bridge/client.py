@@ -71,7 +71,7 @@ class MqttLink:
                  on_message: Callable[[IncomingMessage], None],
                  on_connection: Callable[[bool], None],
                  subscriptions: Callable[[], list[str]],
-                 window: int = 100, reconnect: tuple[int, int] = (1, 10)) -> None:
+                 window: int = 500, reconnect: tuple[int, int] = (1, 10)) -> None:
         self.mqtt = mqtt
         self.client_id = client_id
         self.status_topic = status_topic
@@ -179,6 +179,7 @@ class MqttLink:
         for topic in self._subscriptions():
             client.subscribe(topic, qos=1)
         self.connected = True
+        self.outbox.set_connected(True)
         self.connects += 1
         log.info("MQTT connected to %s:%s (connection #%d)", self.mqtt.host, self.mqtt.port, self.connects)
         self._wake.set()
@@ -188,6 +189,7 @@ class MqttLink:
                        properties: Any) -> None:
         was = self.connected
         self.connected = False
+        self.outbox.set_connected(False)
         if was and not self._stop.is_set():
             log.warning("MQTT connection lost (%s); reconnecting", reason_code)
         self._on_connection_cb(False)
@@ -208,6 +210,7 @@ class MqttLink:
             try:
                 self._settle_acks()
                 if not self.connected:
+                    self.outbox.flush()  # on disk now, sent after the next CONNACK
                     dropped = len(self._live)
                     if dropped:
                         self._live.clear()
