@@ -51,7 +51,7 @@ bench-full: $(VENV)/.dev-installed mosquitto
 	$(PY) -m bench --full
 
 soak: $(VENV)/.dev-installed mosquitto
-	$(PY) -m pytest -m soak --override-ini="addopts=" tests
+	$(PY) -m pytest -m soak -o addopts="-ra --strict-markers" -o timeout=3600 tests/soak
 
 # The property-based tests (hypothesis) with many more examples than `make test` runs.
 fuzz: $(VENV)/.dev-installed

@@ -1,0 +1,74 @@
+"""The whole connector as real processes, for end-to-end and soak tests: an emulated board on a
+pty, ``python -m services.serial_handler``, ``python -m services.state_aggregator`` and
+``python mqtt_bridge.py``, and a private Mosquitto (with persistence, so a watching subscriber
+keeps its session across a broker outage)."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from tests.conftest import ROOT, deep_merge, example_document
+from tests.firmware.emulator_process import EmulatorProcess
+from tests.helpers import free_port, wait_for
+from tests.support.broker import MosquittoBroker
+
+BOARD = "living_room_esp32"
+
+
+class ConnectorStack:
+    """One board's devices end to end; ``interval_ms`` is the board's reading period."""
+
+    def __init__(self, tmp: Path, interval_ms: int = 600_000) -> None:
+        self.processes: list[subprocess.Popen] = []
+        board_dir = tmp / "board"
+        board_dir.mkdir()
+        # A short motion hold, so every PIR change the test makes is its own started/stopped event.
+        (board_dir / "config.json").write_text(json.dumps({"config": {"motion_hold_ms": 50}}))
+        self.emulator = EmulatorProcess("--seed", "1", "--motion-rate", "0", "--interval-ms", str(interval_ms),
+                                        "--board-id", BOARD, "--motor-speed", "1000", "--state-dir", str(board_dir))
+        self.broker = MosquittoBroker(persistence=True)
+        self.broker.start()
+        ports = {n: {"host": "127.0.0.1", "port": free_port()}
+                 for n in ("serial_handler", "http_poller", "state_aggregator", "ml_inference")}
+        doc = deep_merge(copy.deepcopy(example_document()), {"config": {
+            "services": ports, "http_endpoints": [],
+            "serial_ports": [{"board_id": BOARD, "name": "Living room ESP32", "port": str(self.emulator.link),
+                              "command_timeout": 5, "silence_timeout": 30}]}})
+        # Only the board's devices: the HTTP endpoints are not part of this stack.
+        doc["devices"] = [d for d in doc["devices"] if "board" in d["source"]]
+        doc["config"]["window_automations"] = []
+        (tmp / "sensor_hub_01.json").write_text(json.dumps(doc))
+        self.env = {**os.environ, "INSTANCE_NAME": "sensor_hub_01", "INSTANCES_DIR": str(tmp),
+                    "DATA_DIR": str(tmp / "data"), "LOG_LEVEL": "INFO", "MQTT_HOST": "127.0.0.1",
+                    "MQTT_PORT": str(self.broker.port), "IOT2MQTT_PATH": str(tmp)}
+        self.aggregator_url = f"http://127.0.0.1:{ports['state_aggregator']['port']}"
+        self.log = open(tmp / "stack.log", "ab")
+        self.spawn("-m", "services.serial_handler")
+        self.spawn("-m", "services.state_aggregator")
+        wait_for(lambda: requests.get(self.aggregator_url + "/devices", timeout=2).json()["devices"][0], 60,
+                 interval=0.1, message="aggregator up")
+        self.bridge = self.spawn("mqtt_bridge.py")
+
+    def spawn(self, *args: str) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=self.env, stdout=self.log, stderr=self.log)
+        self.processes.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in reversed(self.processes):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+        self.emulator.stop()
+        self.broker.close()
+        self.log.close()
