@@ -1,7 +1,8 @@
 """`make run`: the whole connector on this machine, under supervisord in the foreground.
 
 Starts what exists, says what it does not start and why, and never fails silently:
-- a private Mosquitto on loopback unless MQTT_HOST is set;
+- a private Mosquitto on loopback unless MQTT_HOST is set (port 1884, or a free one when 1884
+  is taken; PRIVATE_BROKER_PORT chooses);
 - one firmware emulator per serial board whose port is a local path with no real device behind it,
   linked at that path, so the connector runs end to end without hardware;
 - the services and the MQTT bridge, each only when its code is present.
@@ -77,7 +78,8 @@ def plan(settings: Settings, environ: dict[str, str], python: str = sys.executab
         if mosquitto is None:
             raise SystemExit("error: mosquitto is not installed and MQTT_HOST is not set: run `make run` "
                              "(it installs Debian's mosquitto package) or point MQTT_HOST at a broker")
-        mqtt_host, mqtt_port = "127.0.0.1", pick_broker_port()
+        wanted = environ.get("PRIVATE_BROKER_PORT")
+        mqtt_host, mqtt_port = "127.0.0.1", int(wanted) if wanted else pick_broker_port()
         conf = run_dir / "mosquitto.conf"
         conf.parent.mkdir(parents=True, exist_ok=True)
         conf.write_text(f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\n"

@@ -72,9 +72,9 @@ def test_invalid_config_stops_the_start_with_the_field_named(tmp_path: Path):
 def test_make_run_brings_the_connector_up_end_to_end(tmp_path: Path):
     if not (ROOT / "mqtt_bridge.py").exists() or not (ROOT / "services" / "state_aggregator").exists():
         pytest.fail("make run must start the aggregator and the bridge; they are missing")
-    env = _instance(tmp_path)
+    env = _instance(tmp_path) | {"PRIVATE_BROKER_PORT": str(free_port())}
     settings = load_settings(env)
-    the_plan = plan(settings, env)  # only to learn the broker port it will pick
+    the_plan = plan(settings, env)
     process = subprocess.Popen([sys.executable, "-m", "scripts.run_local"], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     aggregator = settings.service("state_aggregator").url
