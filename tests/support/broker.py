@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from tests.helpers import free_port, wait_for
@@ -104,8 +103,3 @@ class MosquittoBroker:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def wait_until_closed(broker: MosquittoBroker, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while broker.is_accepting() and time.monotonic() < deadline:
-        time.sleep(0.01)
