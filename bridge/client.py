@@ -108,8 +108,11 @@ class MqttLink:
         # The Last Will before the first connect: a killed bridge leaves "offline" retained.
         client.will_set(self.status_topic, "offline", qos=1, retain=True)
         client.reconnect_delay_set(*self._reconnect)
-        # Our own window decides what paho holds; paho's queue stays small and in memory.
-        client.max_inflight_messages_set(self.window)
+        # Our own window (``window`` messages handed over and not yet acked) decides what paho
+        # holds, so paho's own limit is off (0): with a limit, paho walks every in-flight message
+        # on each PUBACK (``_update_inflight``), O(window) per message, the bridge's top cost at
+        # a window of 500 in the profile. Set before connecting, as paho requires.
+        client.max_inflight_messages_set(0)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
