@@ -96,3 +96,15 @@ def test_command_parsing():
         with pytest.raises(BadInput) as info:
             decode_json(raw)
         assert info.value.code == code
+
+
+def test_now_iso_carries_the_local_offset():
+    from datetime import datetime
+
+    from bridge.context import LocalZone, now_iso
+
+    stamp = datetime.fromisoformat(now_iso())
+    assert stamp.utcoffset() == datetime.now().astimezone().utcoffset()
+    assert abs((datetime.now().astimezone() - stamp).total_seconds()) < 60
+    zone = LocalZone(refresh_s=0)  # re-read on every call
+    assert zone.now().utcoffset() == datetime.now().astimezone().utcoffset()
