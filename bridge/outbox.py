@@ -57,7 +57,8 @@ class Outbox:
     """Thread-safe: puts go to a buffer under a short lock; SQLite work happens under another
     lock, one transaction per flush."""
 
-    def __init__(self, path: Path, max_messages: int = 10_000, coalesce_backlog: int = 2_000) -> None:
+    def __init__(self, path: Path, max_messages: int = 10_000, coalesce_backlog: int = 2_000,
+                 checkpoint_s: float = 1.0) -> None:
         if max_messages < 1:
             raise ValueError("max_messages must be >= 1")
         self.path = Path(path)
@@ -73,6 +74,11 @@ class Outbox:
         # for thousands of writes a second on an SD card once they are batched.
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints (WAL -> database file, with an fsync) run in a thread of their own on its
+        # own connection, never inside a commit on the publishing path: there they cost several
+        # milliseconds every few hundred messages (the push path's latency tail). The WAL keeps
+        # every commit durable in between, as before.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.execute("""CREATE TABLE IF NOT EXISTS outbox (
             seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,
             qos INTEGER NOT NULL, retain INTEGER NOT NULL, kind TEXT NOT NULL, created REAL NOT NULL)""")
@@ -87,6 +93,21 @@ class Outbox:
         last = self._db.execute("SELECT MAX(seq) FROM outbox").fetchone()[0] or 0
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
         self._next_seq = max(last, row[0] if row else 0) + 1
+        self._closed = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, args=(checkpoint_s,),
+                                              name="outbox checkpoint", daemon=True)
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self, period_s: float) -> None:
+        db = sqlite3.connect(str(self.path), isolation_level=None)
+        try:
+            while not self._closed.wait(period_s):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits for the writer
+                except sqlite3.Error as exc:  # busy or the disk hiccuped: the next round catches up
+                    log.debug("outbox checkpoint skipped: %s", exc)
+        finally:
+            db.close()
 
     def set_connected(self, connected: bool) -> None:
         """The link's view of the broker: states are coalesced only while it is away."""
@@ -193,6 +214,12 @@ class Outbox:
                 "replaced_state": self.replaced_state, "max_messages": self.max_messages}
 
     def close(self) -> None:
+        self._closed.set()
+        self._checkpointer.join(5)
         with self._lock:
             self._flush_locked()
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # leave a compact file behind
+            except sqlite3.Error as exc:  # the WAL is as durable; the next open checkpoints it
+                log.debug("outbox checkpoint at close skipped: %s", exc)
             self._db.close()
