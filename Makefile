@@ -45,10 +45,10 @@ lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
 
 bench: $(VENV)/.dev-installed mosquitto
-	$(PY) -m bench --quick
+	$(PY) -m bench --quick --profile
 
 bench-full: $(VENV)/.dev-installed mosquitto
-	$(PY) -m bench --full
+	$(PY) -m bench --full --profile
 
 soak: $(VENV)/.dev-installed mosquitto
 	$(PY) -m pytest -m soak -o addopts="-ra --strict-markers" -o timeout=3600 tests/soak
