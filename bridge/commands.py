@@ -19,6 +19,7 @@ from typing import Any
 from bridge.client import IncomingMessage
 from bridge.context import BridgeContext, Feature, now_iso
 from bridge.discovery import HaCommandError, translate_ha_command
+from shared.devices import command_values
 from shared.logs import command_context
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,6 @@ MAX_PAYLOAD = 64 * 1024
 """Bytes; a command is a few dozen. Anything bigger is refused before parsing."""
 STALE_AFTER_S = 30.0
 MAX_TIMEOUT_MS = 60_000
-RESERVED = ("id", "timestamp", "timeout")
 
 
 class BadInput(Exception):
@@ -106,13 +106,10 @@ def parse_command(doc: Any, now: float | None = None) -> Command:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= MAX_TIMEOUT_MS:
             raise BadInput("INVALID_PAYLOAD", f"'timeout' must be milliseconds in 1..{MAX_TIMEOUT_MS}")
         timeout = int(timeout)
-    if "values" in doc:
-        values = doc["values"]
-        if not isinstance(values, dict):
-            raise BadInput("INVALID_PAYLOAD", f"'values' must be an object, got {type(values).__name__}")
-    else:
-        values = {k: v for k, v in doc.items() if k not in RESERVED}
-    if not values:
+    values = command_values(doc)
+    if not isinstance(values, dict):
+        raise BadInput("INVALID_PAYLOAD", f"'values' must be an object, got {type(values).__name__}")
+    if not values:  # on MQTT, `get` is how to ask for the current state
         raise BadInput("INVALID_PAYLOAD", "no values to set")
     return Command(cmd_id, values, timeout, now)
 

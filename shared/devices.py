@@ -21,6 +21,8 @@ _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 INVALID_VALUE = "INVALID_VALUE"
 UNSUPPORTED = "UNSUPPORTED"
+ENVELOPE_KEYS = ("id", "timestamp", "timeout")
+"""Command body fields that are about the command, not values for the device."""
 
 
 class InvalidCommand(Exception):
@@ -97,6 +99,15 @@ COMMAND_RULES: dict[str, dict[str, Rule]] = {
     "led": {"state": _on_off, "color": _color, "brightness": _brightness, "blink": _blink},
     "switch": {"state": _on_off},
 }
+
+
+def command_values(body: Mapping[str, Any]) -> Any:
+    """The values of a command body: ``body["values"]``, or else the body itself minus ``id``,
+    ``timestamp`` and ``timeout`` (the IoT2MQTT contract's rule, handy with curl too).
+    Not validated: ``normalize_command`` does that."""
+    if "values" in body:
+        return body["values"]
+    return {k: v for k, v in body.items() if k not in ENVELOPE_KEYS}
 
 
 def command_keys(device_type: str) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask, request
 
 from shared.config import Settings
+from shared.devices import command_values
 from shared.web import ApiError, health_response, install_error_handlers, json_response
 
 from .commands import INVALID_VALUE, CommandError
@@ -61,9 +62,7 @@ def create_app(settings: Settings, handler: SerialHandler | None = None) -> Flas
     @app.post("/sensor/<device_id>/cmd")
     def sensor_cmd(device_id: str):
         data = body()
-        values = data["values"] if "values" in data else {
-            k: v for k, v in data.items() if k not in ("id", "timestamp", "timeout")}
-        return json_response(handler.command(device_id, values, data.get("id"), data.get("timeout")))
+        return json_response(handler.command(device_id, command_values(data), data.get("id"), data.get("timeout")))
 
     @app.get("/boards")
     def boards():

@@ -10,10 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.devices import InvalidCommand, is_number, normalize_command
+from shared.devices import InvalidCommand, command_values, is_number, normalize_command
 
 COMMAND_TIMEOUT_MS_RANGE = (1, 120_000)
-ENVELOPE_KEYS = ("id", "timestamp", "timeout")
 
 
 class CommandError(Exception):
@@ -55,12 +54,9 @@ def parse_command(body: Any) -> CommandRequest:
     themselves minus ``id``/``timestamp``/``timeout`` (the MQTT contract's rule, handy with curl)."""
     if not isinstance(body, dict):
         raise invalid("the command body must be a JSON object like {\"values\": {...}}")
-    if "values" in body:
-        values = body["values"]
-        if not isinstance(values, dict):
-            raise invalid(f"values must be an object, not {type(values).__name__}")
-    else:
-        values = {k: v for k, v in body.items() if k not in ENVELOPE_KEYS}
+    values = command_values(body)
+    if not isinstance(values, dict):
+        raise invalid(f"values must be an object, not {type(values).__name__}")
     cmd_id = body.get("id")
     if cmd_id is not None and (not isinstance(cmd_id, (str, int)) or isinstance(cmd_id, bool)):
         raise invalid("id must be a string or an integer")
