@@ -59,7 +59,13 @@ def test_broker_outage_loses_no_event_and_comes_back_online(persistent_broker, a
                  timeout=20, message="outage events in the outbox")
         persistent_broker.start()
 
-        wait_for(lambda: event_numbers(watcher)[-1:] == [40], timeout=30, message="the last outage event")
+        try:  # a generous deadline: on a loaded 2-core machine reconnects and resends take a while
+            wait_for(lambda: event_numbers(watcher)[-1:] == [40], timeout=60)
+        except AssertionError:
+            link = bridge.ctx.link
+            pytest.fail(f"the last outage event did not arrive: seen {event_numbers(watcher)}, bridge connected="
+                        f"{link.connected} (connects {link.connects}), link stats {link.stats()}, watcher "
+                        f"connected={watcher.client.is_connected()}, broker running={persistent_broker.running}")
         numbers = event_numbers(watcher)
         first_seen = list(dict.fromkeys(numbers))
         assert first_seen == [0, *outage_events]  # every event, in order
