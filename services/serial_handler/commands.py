@@ -9,33 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.devices import SENSOR_TYPES, InvalidCommand, is_number, normalize_command
-
-# Command error codes and their HTTP statuses (docs/architecture.md, "Handler API").
-TIMEOUT = "TIMEOUT"
-REJECTED = "REJECTED"
-OFFLINE = "OFFLINE"
-UNSUPPORTED = "UNSUPPORTED"
-INVALID_VALUE = "INVALID_VALUE"
-UNKNOWN_DEVICE = "UNKNOWN_DEVICE"
-HTTP_STATUS = {TIMEOUT: 504, REJECTED: 409, OFFLINE: 503, UNSUPPORTED: 400, INVALID_VALUE: 400,
-               UNKNOWN_DEVICE: 404}
+from shared.commands import (  # noqa: F401 - the codes and envelope every handler shares, re-exported
+    HTTP_STATUS,
+    INVALID_VALUE,
+    OFFLINE,
+    REJECTED,
+    TIMEOUT,
+    UNKNOWN_DEVICE,
+    UNSUPPORTED,
+    CommandError,
+    parse_command_id,
+    parse_timeout,
+)
+from shared.devices import SENSOR_TYPES, InvalidCommand, normalize_command
 
 # What a board drives: its sensors, the window motor and the LED (no switch output).
 SERIAL_TYPES = SENSOR_TYPES | {"window", "led"}
 BOARD_COMMANDS = ("ping", "hello", "read", "config", "led", "window", "calibrate", "reset")
-
-
-class CommandError(Exception):
-    """A command that failed; ``code`` is one of the codes above."""
-
-    def __init__(self, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.code, self.message, self.extra = code, message, extra
-
-    @property
-    def status(self) -> int:
-        return HTTP_STATUS.get(self.code, 500)
 
 
 def build_command(device_type: str, values: Any) -> dict[str, Any]:
@@ -73,20 +63,3 @@ def board_command(body: Any) -> dict[str, Any]:
         raise CommandError(UNSUPPORTED, f"type must be one of {', '.join(BOARD_COMMANDS)}, got {kind!r}",
                            supported=list(BOARD_COMMANDS))
     return {k: v for k, v in body.items() if k not in ("id", "timeout")}
-
-
-def parse_timeout(raw: Any, default: float) -> float:
-    """``timeout`` of a command body is in milliseconds (the MQTT contract); seconds out."""
-    if raw is None:
-        return default
-    if not is_number(raw) or not 1 <= raw <= 300_000:
-        raise CommandError(INVALID_VALUE, f"timeout must be milliseconds 1..300000, got {raw!r}")
-    return raw / 1000.0
-
-
-def parse_command_id(raw: Any) -> str | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, (str, int)) or isinstance(raw, bool) or not 0 < len(str(raw)) <= 64:
-        raise CommandError(INVALID_VALUE, f"id must be a string of 1..64 characters, got {raw!r}")
-    return str(raw)
