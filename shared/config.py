@@ -138,6 +138,7 @@ class AutomationSpec:
     interval: float = 60.0
     min_position: int = 0
     max_position: int = 100
+    manual_hold: float = 7200.0
 
 
 @dataclass(frozen=True)
@@ -634,7 +635,8 @@ def build_settings(doc: dict[str, Any], env: Mapping[str, str], *, config_file: 
         automation_id=a["automation_id"], name=_name(a, "automation_id"), window=a["window"],
         sensors=MappingProxyType(dict(a["sensors"])), mode=a.get("mode", "auto"),
         min_change=float(a.get("min_change", 10)), interval=float(a.get("interval", 60)),
-        min_position=a.get("min_position", 0), max_position=a.get("max_position", 100))
+        min_position=a.get("min_position", 0), max_position=a.get("max_position", 100),
+        manual_hold=float(a.get("manual_hold", 7200)))
         for a in cfg.get("window_automations", []))
     groups = tuple(GroupSpec(group_id=g["group_id"], name=_name(g, "group_id"), devices=tuple(g["devices"]))
                    for g in doc.get("groups", []))
