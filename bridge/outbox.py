@@ -12,7 +12,9 @@ sender only publishes what :meth:`pending` returned, so a message reaches paho o
 is on disk. The sender flushes on every wake-up (a put wakes it), so a message waits in
 memory for well under a millisecond, no longer than it already waited on the bridge's bus.
 One transaction per wake-up instead of one per message is what makes thousands of messages
-a second possible; acks are deleted in one transaction per batch too.
+a second possible; acks are deleted in one transaction per batch too. The database is only
+written, never read back while running: what is pending is also held in memory (at most
+``max_messages`` rows), which is what :meth:`pending` serves; the file is read once, at start.
 
 Two kinds of rows:
 
@@ -29,6 +31,7 @@ logged as an error): a bound that cannot be kept would just move the loss to the
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import sqlite3
 import threading
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 
 KEEP = "keep"
 STATE = "state"
+INSERT = "INSERT INTO outbox(seq, topic, payload, qos, retain, kind, created) VALUES (?,?,?,?,?,?,?)"
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ class Outbox:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_messages = max_messages
         self.coalesce_backlog = coalesce_backlog
-        self._lock = threading.Lock()        # the SQLite connection and the counters
+        self._lock = threading.Lock()        # the SQLite connection, the pending rows, the counters
         self._buffer_lock = threading.Lock()  # the write buffer and seq numbering
         self._buffer: list[tuple[int, str, bytes, int, int, str, float]] = []
         self._connected = False              # until the link says so: coalesce states
@@ -82,17 +86,23 @@ class Outbox:
         self._db.execute("""CREATE TABLE IF NOT EXISTS outbox (
             seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,
             qos INTEGER NOT NULL, retain INTEGER NOT NULL, kind TEXT NOT NULL, created REAL NOT NULL)""")
-        self._db.execute("CREATE INDEX IF NOT EXISTS outbox_state_topic ON outbox(kind, topic)")
+        self._db.execute("DROP INDEX IF EXISTS outbox_state_topic")  # older files: nothing reads by topic now
         self.dropped_state = 0
         self.dropped_keep = 0
         self.replaced_state = 0
-        # Kept in memory: COUNT(*) walks the whole table, too slow to run on every put.
-        self._count = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        # The pending rows in memory, oldest first: ``_rows`` by seq (insertion order is seq
+        # order), ``_order`` the same seqs as a sorted list for :meth:`pending`'s ``after``
+        # (removed seqs stay in it until the next compaction), and the seqs of each topic's
+        # pending states, so a replacement finds them without a scan.
+        self._rows: dict[int, OutboxMessage] = {}
+        self._order: list[int] = []
+        self._state_seqs: dict[str, set[int]] = {}
+        for row in self._db.execute("SELECT seq, topic, payload, qos, retain, kind, created FROM outbox ORDER BY seq"):
+            self._remember(OutboxMessage(row[0], row[1], bytes(row[2]), row[3], bool(row[4]), row[5], row[6]))
         # Sequence numbers are handed out by put() (before the row is written), continuing
         # after anything a previous run used (AUTOINCREMENT never reuses a number either).
-        last = self._db.execute("SELECT MAX(seq) FROM outbox").fetchone()[0] or 0
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
-        self._next_seq = max(last, row[0] if row else 0) + 1
+        self._next_seq = max(self._order[-1] if self._order else 0, row[0] if row else 0) + 1
         self._closed = threading.Event()
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, args=(checkpoint_s,),
                                               name="outbox checkpoint", daemon=True)
@@ -129,62 +139,90 @@ class Outbox:
         with self._lock:
             self._flush_locked()
 
+    # -- the in-memory rows (called with ``_lock`` held)
+
+    def _remember(self, message: OutboxMessage) -> None:
+        self._rows[message.seq] = message
+        self._order.append(message.seq)
+        if message.kind == STATE:
+            self._state_seqs.setdefault(message.topic, set()).add(message.seq)
+
+    def _forget(self, seq: int) -> bool:
+        message = self._rows.pop(seq, None)
+        if message is None:
+            return False
+        if message.kind == STATE:
+            seqs = self._state_seqs.get(message.topic)
+            if seqs is not None:
+                seqs.discard(seq)
+                if not seqs:
+                    del self._state_seqs[message.topic]
+        return True
+
+    def _compact(self) -> None:
+        if len(self._order) > 2 * len(self._rows) + 1024:
+            self._order = list(self._rows)
+
     def _flush_locked(self) -> None:
         with self._buffer_lock:
             rows, self._buffer = self._buffer, []
         if not rows:
             return
+        removed: list[int] = []
+        replaced = 0
+        for row in rows:
+            seq, topic, payload, qos, retain, kind, created = row
+            if kind == STATE and (not self._connected or len(self._rows) > self.coalesce_backlog):
+                for old in list(self._state_seqs.get(topic, ())):
+                    if self._forget(old):
+                        removed.append(old)
+                        replaced += 1
+            self._remember(OutboxMessage(seq, topic, payload, qos, bool(retain), kind, created))
+        removed += self._enforce_bound()
         cur = self._db.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            count = self._count
-            replaced = 0
-            insert = "INSERT INTO outbox(seq, topic, payload, qos, retain, kind, created) VALUES (?,?,?,?,?,?,?)"
-            run: list[tuple[int, str, bytes, int, int, str, float]] = []  # consecutive rows inserted at once
-            for row in rows:
-                if row[5] == STATE and (not self._connected or count + len(run) > self.coalesce_backlog):
-                    if run:
-                        cur.executemany(insert, run)
-                        count += len(run)
-                        run = []
-                    cur.execute("DELETE FROM outbox WHERE kind = ? AND topic = ?", (STATE, row[1]))
-                    replaced += cur.rowcount
-                    count -= cur.rowcount
-                run.append(row)
-            cur.executemany(insert, run)
-            count += len(run)
-            count = self._enforce_bound(cur, count)
+            cur.executemany(INSERT, rows)
+            if removed:
+                cur.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in removed])
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
             raise
-        self._count = count
         self.replaced_state += replaced
+        self._compact()
 
-    def _enforce_bound(self, cur: sqlite3.Cursor, count: int) -> int:
-        excess = count - self.max_messages
+    def _enforce_bound(self) -> list[int]:
+        """Drop the oldest states (then the oldest of anything) beyond ``max_messages``."""
+        excess = len(self._rows) - self.max_messages
         if excess <= 0:
-            return count
-        count -= excess
-        cur.execute("DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE kind = ? ORDER BY seq LIMIT ?)",
-                    (STATE, excess))
-        self.dropped_state += cur.rowcount
-        excess -= cur.rowcount
-        if excess > 0:
-            cur.execute("DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)", (excess,))
-            self.dropped_keep += cur.rowcount
+            return []
+        victims = [seq for seq, m in self._rows.items() if m.kind == STATE][:excess]
+        self.dropped_state += len(victims)
+        if len(victims) < excess:
+            chosen = set(victims)
+            keep = [seq for seq in self._rows if seq not in chosen][:excess - len(victims)]
+            self.dropped_keep += len(keep)
             log.error("outbox full of events and responses (%d): dropped the %d oldest",
-                      self.max_messages, cur.rowcount)
-        return count
+                      self.max_messages, len(keep))
+            victims += keep
+        for seq in victims:
+            self._forget(seq)
+        return victims
 
     def pending(self, after: int = 0, limit: int = 100) -> list[OutboxMessage]:
         """Messages with ``seq > after``, oldest first (written to disk before they are returned)."""
         with self._lock:
             self._flush_locked()
-            rows = self._db.execute(
-                "SELECT seq, topic, payload, qos, retain, kind, created FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after, limit)).fetchall()
-        return [OutboxMessage(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5], r[6]) for r in rows]
+            out: list[OutboxMessage] = []
+            order, rows = self._order, self._rows
+            index = bisect.bisect_right(order, after)
+            while index < len(order) and len(out) < limit:
+                message = rows.get(order[index])
+                if message is not None:
+                    out.append(message)
+                index += 1
+            return out
 
     def ack(self, seqs: list[int]) -> None:
         """The broker has these: forget them (one transaction)."""
@@ -192,21 +230,24 @@ class Outbox:
             return
         with self._lock:
             self._flush_locked()  # normally a no-op: only what pending() returned gets acked
+            # Rows already replaced or dropped are not counted or deleted twice.
+            gone = [(s,) for s in seqs if self._forget(s)]
+            if not gone:
+                return
             cur = self._db.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
-                cur.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
-                deleted = cur.rowcount  # rows already replaced or dropped are not counted twice
+                cur.executemany("DELETE FROM outbox WHERE seq = ?", gone)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-            self._count -= deleted
+            self._compact()
 
     def __len__(self) -> int:
         with self._lock:
             self._flush_locked()
-            return self._count
+            return len(self._rows)
 
     def stats(self) -> dict[str, int]:
         pending = len(self)

@@ -28,14 +28,14 @@ class StateFeature(Feature):
         self._resync_wanted = threading.Event()
         self._stop = threading.Event()
         self._backoff = resync_backoff
-        self._follower = EventFollower(ctx.aggregator.events_url, on_event=self._on_event, on_gap=self._on_gap,
+        self._follower = EventFollower(ctx.aggregator.events_url, on_events=self._on_events, on_gap=self._on_gap,
                                        on_state=self._on_stream, name="aggregator")
         self._threads = [threading.Thread(target=self._resync_loop, name="bridge resync", daemon=True),
                          threading.Thread(target=self._heartbeat_loop, name="bridge heartbeat", daemon=True)]
         for device in ctx.settings.devices:
             ctx.devices[device.device_id] = DeviceRecord(device.device_id, device.type, device.name, device.enabled)
         bus = ctx.bus
-        bus.on("aggregator_event", self.handle_event)
+        bus.on("aggregator_events", self.handle_events)
         bus.on("snapshot", self.handle_snapshot)
         bus.on("heartbeat", self.republish_all)
         bus.on("mqtt_connected", self.republish_all)
@@ -53,8 +53,10 @@ class StateFeature(Feature):
 
     # -- threads that only emit onto the bus
 
-    def _on_event(self, event: Event) -> None:
-        self.ctx.bus.emit("aggregator_event", event=event)
+    def _on_events(self, events: list[Event]) -> None:
+        # One bus item per read from the stream, not per event: at thousands of readings a
+        # second the hand-over between threads is what costs, not the handling.
+        self.ctx.bus.emit("aggregator_events", events=events)
 
     def _on_gap(self, reason: str) -> None:
         self._resync_wanted.set()
@@ -109,6 +111,10 @@ class StateFeature(Feature):
             self._apply(record, state, online, item.get("last_seen"))
         self.ctx.bus.emit("aggregator_ready", ready=True)
         self.ctx.bus.emit("devices_changed")
+
+    def handle_events(self, events: list[Event]) -> None:
+        for event in events:
+            self.handle_event(event)
 
     def handle_event(self, event: Event) -> None:
         data = event.data

@@ -48,6 +48,26 @@ def test_outbox_bound_drops_the_oldest_state_first_and_counts(tmp_path):
     assert len(box) == 1 == len(box.pending())
 
 
+def test_outbox_pages_in_order_and_its_file_matches_what_it_holds(tmp_path):
+    box = Outbox(tmp_path / "o.sqlite3")
+    box.set_connected(True)  # connected and not backlogged: every state is kept
+    seqs = [box.put(f"s/{n % 7}", str(n).encode(), 1, True, STATE) for n in range(1500)]
+    paged, after = [], 0
+    while page := box.pending(after=after, limit=100):  # how the sender walks it
+        paged += page
+        after = page[-1].seq
+    assert [m.seq for m in paged] == seqs
+    box.ack(seqs[:1400])  # enough acks to compact the in-memory order
+    box.set_connected(False)
+    box.put("s/3", b"newest", 1, True, STATE)  # replaces the pending s/3 rows
+    held = [(m.topic, m.payload) for m in box.pending(limit=1000)]
+    assert held[-1] == ("s/3", b"newest") and all(t != "s/3" for t, _ in held[:-1])
+    box.close()
+    again = Outbox(tmp_path / "o.sqlite3")
+    assert [(m.topic, m.payload) for m in again.pending(limit=1000)] == held
+    assert again.put("e", b"x", 1, False, KEEP) > seqs[-1] + 1  # numbering goes on after the last one
+
+
 @pytest.mark.parametrize("topic, kind, ident, problem", [
     ("IoT2mqtt/v1/instances/hub/devices/d1/cmd", "device_cmd", "d1", None),
     ("IoT2mqtt/v1/instances/hub/devices/d1/get", "device_get", "d1", None),

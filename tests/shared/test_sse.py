@@ -1,6 +1,7 @@
 """SSE publisher and follower over real HTTP servers on loopback."""
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from datetime import datetime
@@ -166,6 +167,19 @@ def test_full_queue_drops_the_client_and_ends_its_stream():
     assert list(stream) == []  # ended, not drained
 
 
+def test_events_queued_meanwhile_go_out_in_one_write():
+    publisher = EventPublisher()
+    stream = publisher.subscribe()
+    next(stream)
+    for n in range(5):
+        publisher.publish("state", {"n": n})
+    chunk = next(stream)
+    parser = SSEParser()
+    assert [json.loads(m.data)["n"] for m in parser.feed(chunk.encode())] == [0, 1, 2, 3, 4]
+    publisher.publish("state", {"n": 5})
+    assert [json.loads(m.data)["n"] for m in parser.feed(next(stream).encode())] == [5]
+
+
 def test_close_ends_streams_and_refuses_new_ones():
     publisher = EventPublisher()
     stream = publisher.subscribe()
@@ -268,6 +282,21 @@ def test_follower_receives_published_events(served, follow):
     assert all(e.kind == "state" and e.epoch == publisher.epoch for e in rec.events)
     assert rec.gaps == []
     assert follower.last_event_id == f"{publisher.epoch}-3"
+
+
+def test_follower_hands_over_each_read_as_one_batch(served, follow):
+    publisher = EventPublisher(heartbeat_s=0.5)
+    server = served(events_app(publisher))
+    batches: list[list[Event]] = []
+    follower = follow(EventFollower(server.url + "/events", on_events=batches.append, backoff=(0.02, 0.2)))
+    wait_for(lambda: follower.connected, message="follower connected")
+    for n in range(200):
+        publisher.publish("state", {"n": n})
+    wait_for(lambda: sum(len(b) for b in batches) == 200, message="200 events received")
+    assert [e.data["n"] for b in batches for e in b] == list(range(200))
+    assert all(batches)  # never an empty hand-over
+    with pytest.raises(ValueError):
+        EventFollower(server.url, on_event=print, on_events=print)
 
 
 def test_follower_resumes_after_restart_without_loss_or_duplicates(served, follow):
