@@ -32,10 +32,10 @@ def run(ctx: Context, url: str) -> Sample:
 SCENARIOS = [
     # One client: the latency of a request with nothing else going on (compare single-client scenarios).
     Scenario("ceiling_http_hello", title="Flask hello world under gunicorn (the services' launcher), 1 client",
-             setup=setup, run=run, quick={"threads": 1, "seconds": 2.0}, full={"threads": 1, "seconds": 10.0},
+             setup=setup, run=run, quick={"threads": 1, "seconds": 1.0}, full={"threads": 1, "seconds": 10.0},
              figures=("throughput_per_s", "p50_ms", "p99_ms", "loss_pct")),
     # Four clients: what one gunicorn worker serves (compare concurrent-client scenarios).
     Scenario("ceiling_http_hello_concurrent", title="Flask hello world under gunicorn, 4 concurrent clients",
-             setup=setup, run=run, quick={"threads": 4, "seconds": 2.0}, full={"threads": 4, "seconds": 10.0},
+             setup=setup, run=run, quick={"threads": 4, "seconds": 1.0}, full={"threads": 4, "seconds": 10.0},
              figures=("throughput_per_s", "p50_ms", "p99_ms", "loss_pct")),
 ]
