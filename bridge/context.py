@@ -4,43 +4,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
 from typing import Any
 
 from bridge.aggregator import AggregatorClient
 from bridge.bus import Bus
 from bridge.client import MqttLink
 from bridge.outbox import KEEP, STATE
+from shared.clock import now_iso
 from shared.config import Settings
 from shared.topics import Topics
-
-
-class LocalZone:
-    """The container's local time zone, looked up once a minute.
-
-    ``datetime.now().astimezone()`` asks the C library for the zone on every call: 6 % of the
-    bridge's CPU at thousands of states a second. A fixed offset re-read every minute is cheap;
-    around a DST change the offset shown may be a minute late, the instant is always right.
-    """
-
-    def __init__(self, refresh_s: float = 60.0) -> None:
-        self.refresh_s = refresh_s
-        self._zone: tzinfo | None = None
-        self._until = 0.0
-
-    def now(self) -> datetime:
-        moment = time.monotonic()
-        if self._zone is None or moment >= self._until:
-            self._zone = datetime.now().astimezone().tzinfo
-            self._until = moment + self.refresh_s
-        return datetime.now(self._zone)
-
-
-_LOCAL_ZONE = LocalZone()
-
-
-def now_iso() -> str:
-    return _LOCAL_ZONE.now().isoformat(timespec="milliseconds")
 
 
 @dataclass

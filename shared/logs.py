@@ -15,7 +15,8 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+
+from shared.clock import iso_at
 
 _command_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("command_id",
                                                                         default=None)
@@ -101,8 +102,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "timestamp": datetime.fromtimestamp(record.created).astimezone().isoformat(
-                timespec="milliseconds"),
+            "timestamp": iso_at(record.created),
             "level": record.levelname,
             "service": getattr(record, "service", None),
             "logger": record.name,

@@ -24,8 +24,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
+
+from shared.clock import now_iso
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,6 @@ RESET = "reset"
 
 BATCH_BYTES = 64 * 1024
 """Most queued event text one write of a stream carries (see ``EventPublisher._backlog``)."""
-
-
-def now_iso() -> str:
-    """Current time as ISO 8601 with the local timezone offset (the container's ``TZ``)."""
-    return datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
 def parse_event_id(event_id: str | None) -> tuple[str, int] | None:

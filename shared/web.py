@@ -14,12 +14,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 from flask import Flask, Response, has_request_context, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from werkzeug.exceptions import HTTPException
+
+from shared.clock import now_iso
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class ErrorLog:
     def add(self, error_code: str, message: str, severity: str = "error",
             device_id: str | None = None, **extra: Any) -> dict[str, Any]:
         record = {
-            "timestamp": datetime.now().astimezone().isoformat(timespec="milliseconds"),
+            "timestamp": now_iso(),
             "source": self.source,
             "error_code": error_code,
             "message": message,

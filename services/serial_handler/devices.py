@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
+from shared.clock import iso_at
 from shared.config import DeviceSpec
 
 from .lines import Message
@@ -36,7 +36,7 @@ WINDOW_PROPERTIES = ("position", "target", "moving")
 def iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="milliseconds")
+    return iso_at(timestamp)
 
 
 def sensor_updates(message: Message) -> dict[str, dict[str, Any]]:

@@ -121,10 +121,11 @@ def test_command_parsing():
 def test_now_iso_carries_the_local_offset():
     from datetime import datetime
 
-    from bridge.context import LocalZone, now_iso
+    from shared.clock import LocalZone, iso_at, now_iso
 
     stamp = datetime.fromisoformat(now_iso())
     assert stamp.utcoffset() == datetime.now().astimezone().utcoffset()
     assert abs((datetime.now().astimezone() - stamp).total_seconds()) < 60
     zone = LocalZone(refresh_s=0)  # re-read on every call
     assert zone.now().utcoffset() == datetime.now().astimezone().utcoffset()
+    assert iso_at(0.0, 'seconds') == datetime.fromtimestamp(0.0).astimezone().isoformat(timespec='seconds')
