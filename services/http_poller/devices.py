@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
+from shared.clock import iso_at
 from shared.config import DeviceSpec
 
 WAITING = "waiting for the first poll"
@@ -14,7 +14,7 @@ WAITING = "waiting for the first poll"
 def iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="milliseconds")
+    return iso_at(timestamp)
 
 
 @dataclass
