@@ -5,6 +5,8 @@ Starts what exists, says what it does not start and why, and never fails silentl
   is taken; PRIVATE_BROKER_PORT chooses);
 - one firmware emulator per serial board whose port is a local path with no real device behind it,
   linked at that path, so the connector runs end to end without hardware;
+- one network-sensor simulator per HTTP endpoint whose URL is on 127.0.0.1/localhost with a free
+  port, speaking the endpoint's profile (``python -m firmware.emulator.network``);
 - the services and the MQTT bridge, each only when its code is present.
 
 ``python -m scripts.run_local --dry-run`` prints the generated supervisord config instead of running it.
@@ -18,6 +20,7 @@ import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from shared.config import DEFAULT_PORTS, ConfigError, Settings, load_settings
 
@@ -65,6 +68,17 @@ def is_local_device_path(port: str) -> bool:
     return "://" not in port and port.startswith("/")
 
 
+def local_endpoint_port(url: str) -> int | None:
+    """The port of an endpoint the simulator can stand in for: plain http on loopback, at the root."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost") or parts.path not in ("", "/"):
+        return None
+    try:
+        return parts.port or 80
+    except ValueError:
+        return None
+
+
 def plan(settings: Settings, environ: dict[str, str], python: str = sys.executable) -> Plan:
     run_dir = (settings.data_dir / "run").resolve()
     notes: list[str] = []
@@ -109,6 +123,22 @@ def plan(settings: Settings, environ: dict[str, str], python: str = sys.executab
             "--control", str(control), "--seed", str(index + 1), "--interval-ms", "5000"], priority=20))
         notes.append(f"board {board.board_id}: emulated ESP32 at {board.port} "
                      f"(control socket {control})")
+
+    simulator_code = ROOT / "firmware" / "emulator" / "network" / "__main__.py"
+    for index, endpoint in enumerate(settings.endpoints):
+        port = local_endpoint_port(endpoint.url)
+        if not endpoint.enabled:
+            notes.append(f"endpoint {endpoint.endpoint_id}: disabled in the config")
+        elif not emulate or port is None or not simulator_code.exists():
+            notes.append(f"endpoint {endpoint.endpoint_id}: polling {endpoint.url} ({endpoint.profile})")
+        elif not port_is_free("127.0.0.1", port):
+            notes.append(f"endpoint {endpoint.endpoint_id}: polling {endpoint.url} (something listens there already)")
+        else:
+            programs.append(Program(f"simulator-{endpoint.endpoint_id}", [
+                python, "-m", "firmware.emulator.network", "--profile", endpoint.profile, "--port", str(port),
+                "--seed", str(index + 1)], priority=20))
+            notes.append(f"endpoint {endpoint.endpoint_id}: simulated {endpoint.profile} device at {endpoint.url} "
+                         f"(set values: curl -X POST {endpoint.url}/_sim/set -d '{{\"temperature\": 25}}')")
 
     for name in DEFAULT_PORTS:
         address = settings.service(name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,30 @@ def test_make_run_brings_the_connector_up_end_to_end(tmp_path: Path):
         output = process.communicate(timeout=60)[0].decode(errors="replace")
     assert process.returncode == 0, output[-3000:]
     assert "MQTT broker: private mosquitto" in output
+
+
+def test_plan_simulates_http_endpoints_on_loopback_with_a_free_port(tmp_path: Path):
+    env = _instance(tmp_path)
+    path = tmp_path / "instances" / "sensor_hub_01.json"
+    doc = json.loads(path.read_text())
+    free = free_port()
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    taken = busy.getsockname()[1]
+    doc["config"]["http_endpoints"][0]["url"] = f"http://127.0.0.1:{free}"
+    doc["config"]["http_endpoints"][1]["url"] = f"http://localhost:{taken}"
+    doc["config"]["http_endpoints"].append({"endpoint_id": "far", "url": "http://sensor.example:80", "profile": "json"})
+    path.write_text(json.dumps(doc))
+    try:
+        the_plan = plan(load_settings(env), env)
+    finally:
+        busy.close()
+    simulators = {p.name: p.command for p in the_plan.programs if p.name.startswith("simulator-")}
+    assert list(simulators) == ["simulator-balcony_weather"]
+    command = simulators["simulator-balcony_weather"]
+    assert command[command.index("--profile") + 1] == "esphome" and command[command.index("--port") + 1] == str(free)
+    assert any("kitchen_climate: polling" in n and "listens there already" in n for n in the_plan.notes)
+    assert any(n.startswith("endpoint far: polling http://sensor.example:80") for n in the_plan.notes)
+    assert not [p for p in plan(load_settings(env), env | {"EMULATE": "0"}).programs
+                if p.name.startswith("simulator-")]
