@@ -1,5 +1,5 @@
 """Ceiling: a Flask hello world under the services' own gunicorn launcher, hit by the bench's
-threaded requests client (the same client that measures the services' REST endpoints)."""
+threaded HTTP client (bench.load, the same client that measures the services' REST endpoints)."""
 from __future__ import annotations
 
 import requests
@@ -21,7 +21,7 @@ def setup(ctx: Context) -> str:
 
     wait_for(up, timeout=30, interval=0.05, message="the hello app")
     ctx.note(f"shared.server.serve (gunicorn, 1 gthread worker); {ctx.params['threads']} client threads "
-             f"(requests, keep-alive) in the bench process for {ctx.params['seconds']} s per round")
+             f"(http.client, keep-alive) in the bench process for {ctx.params['seconds']} s per round")
     return url
 
 
