@@ -17,15 +17,22 @@ from tests.conftest import ROOT, deep_merge, example_document
 from tests.firmware.emulator_process import EmulatorProcess
 from tests.helpers import free_port, wait_for
 from tests.support.broker import MosquittoBroker
+from tests.support.simulator import SimulatorProcess
 
 BOARD = "living_room_esp32"
 
 
 class ConnectorStack:
-    """One board's devices end to end; ``interval_ms`` is the board's reading period."""
+    """One board's devices end to end; ``interval_ms`` is the board's reading period.
 
-    def __init__(self, tmp: Path, interval_ms: int = 600_000) -> None:
+    With ``http=True`` the example instance's HTTP endpoints are in it too: a simulated ESPHome
+    and sensor-hub device (``self.simulators`` by endpoint id, readings pinned, polled every
+    ``poll_interval`` s) behind ``python -m services.http_poller``."""
+
+    def __init__(self, tmp: Path, interval_ms: int = 600_000, http: bool = False,
+                 poll_interval: float = 0.5) -> None:
         self.processes: list[subprocess.Popen] = []
+        self.simulators: dict[str, SimulatorProcess] = {}
         board_dir = tmp / "board"
         board_dir.mkdir()
         # A short motion hold, so every PIR change the test makes is its own started/stopped event.
@@ -40,8 +47,17 @@ class ConnectorStack:
             "services": ports, "http_endpoints": [],
             "serial_ports": [{"board_id": BOARD, "name": "Living room ESP32", "port": str(self.emulator.link),
                               "command_timeout": 5, "silence_timeout": 30}]}})
-        # Only the board's devices: the HTTP endpoints are not part of this stack.
-        doc["devices"] = [d for d in doc["devices"] if "board" in d["source"]]
+        if http:
+            endpoints = copy.deepcopy(example_document()["config"]["http_endpoints"])
+            for endpoint in endpoints:
+                simulator = SimulatorProcess(endpoint["profile"], "--no-drift", "--cover-speed", "1000")
+                self.simulators[endpoint["endpoint_id"]] = simulator
+                endpoint.update(url=simulator.url, poll_interval=poll_interval, timeout=2)
+            doc["config"]["http_endpoints"] = endpoints
+            doc["devices"] = [d for d in doc["devices"] if "board" in d["source"] or "endpoint" in d["source"]]
+        else:
+            # Only the board's devices: the HTTP endpoints are not part of this stack.
+            doc["devices"] = [d for d in doc["devices"] if "board" in d["source"]]
         doc["config"]["window_automations"] = []
         (tmp / "sensor_hub_01.json").write_text(json.dumps(doc))
         self.env = {**os.environ, "INSTANCE_NAME": "sensor_hub_01", "INSTANCES_DIR": str(tmp),
@@ -50,6 +66,8 @@ class ConnectorStack:
         self.aggregator_url = f"http://127.0.0.1:{ports['state_aggregator']['port']}"
         self.log = open(tmp / "stack.log", "ab")
         self.spawn("-m", "services.serial_handler")
+        if http:
+            self.spawn("-m", "services.http_poller")
         self.spawn("-m", "services.state_aggregator")
         wait_for(lambda: requests.get(self.aggregator_url + "/devices", timeout=2).json()["devices"][0], 60,
                  interval=0.1, message="aggregator up")
@@ -70,5 +88,7 @@ class ConnectorStack:
                     proc.kill()
                     proc.wait(5)
         self.emulator.stop()
+        for simulator in self.simulators.values():
+            simulator.stop()
         self.broker.close()
         self.log.close()
