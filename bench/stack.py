@@ -11,16 +11,21 @@ every message the scenarios look for is one they caused.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from bench.fixtures import (
+    PYTHON,
     Emulator,
     MqttClient,
     require_files,
     start_bridge,
     start_broker,
     start_emulator,
+    start_process,
     start_service,
     write_instance,
 )
@@ -66,14 +71,44 @@ def instance_document(workdir: Path, boards: int, per_type: int = 1) -> dict[str
     }
 
 
+# One device of each of these per HTTP endpoint, keyed by the name the simulator's JSON uses.
+HTTP_DEVICES = ("temperature", "humidity", "pressure", "illuminance", "sound_level", "battery", "motion", "switch",
+                "window", "led")
+
+
+@dataclass(frozen=True)
+class HttpHalf:
+    """HTTP endpoints served by one network-simulator process (``/d0`` ... on one port), each
+    with ``per_endpoint`` devices (``h<i>_<type>``), polled by ``services.http_poller``."""
+
+    endpoints: int = 50
+    per_endpoint: int = 10
+    profile: str = "json"
+    poll_interval: float = 5.0
+
+    def add_to(self, doc: dict[str, Any], port: int) -> None:
+        for index in range(self.endpoints):
+            endpoint_id = f"h{index}"
+            doc["config"]["http_endpoints"].append({
+                "endpoint_id": endpoint_id, "url": f"http://127.0.0.1:{port}/d{index}", "profile": self.profile,
+                "poll_interval": self.poll_interval, "timeout": 5})
+            for kind in HTTP_DEVICES[: self.per_endpoint]:
+                doc["devices"].append({"device_id": f"{endpoint_id}_{kind}", "type": kind,
+                                       "source": {"endpoint": endpoint_id, "key": kind}})
+
+
 class Stack:
     """A running connector. ``topics`` builds topic names; ``processes`` maps names to pids."""
 
     def __init__(self, scope: Context | SharedScope, boards: int = 4, per_type: int = 1,
-                 board_config: dict[str, Any] | None = None) -> None:
+                 board_config: dict[str, Any] | None = None, http: HttpHalf | None = None) -> None:
         require_files(*PARTS)
         self.topics = Topics(BASE, INSTANCE)
         self.doc = instance_document(scope.workdir, boards, per_type)
+        if http is not None:
+            require_files("services/http_poller/__main__.py", "firmware/emulator/network/__main__.py")
+            simulator_port = free_port()
+            http.add_to(self.doc, simulator_port)
         board_config = board_config or QUIET_BOARD
         _, self.env = write_instance(scope, self.doc)
         try:
@@ -85,10 +120,20 @@ class Stack:
         for spec in self.doc["config"]["serial_ports"]:
             self.boards.append(start_emulator(scope, spec["board_id"], interval_ms=board_config["interval_ms"],
                                               link=Path(spec["port"]), config=board_config))
+        if http is not None:  # the network sensors are up already too
+            self.simulator = start_process(scope, "simulator", [
+                PYTHON, "-m", "firmware.emulator.network", "--profile", http.profile, "--port", str(simulator_port),
+                "--count", str(http.endpoints)], track="simulator")
+            from tests.helpers import wait_for
+
+            wait_for(lambda: _answers(f"http://127.0.0.1:{simulator_port}/d0/_sim/state"), timeout=20,
+                     interval=0.05, message="the network simulator")
         # Cold start: from launching the first service to every device online and the bridge
         # online (the boards are already running, as they would be at a container start).
         launched = time.perf_counter()
         self.serial_handler = start_service(scope, "serial_handler", self.doc, self.env)
+        if http is not None:
+            self.http_poller = start_service(scope, "http_poller", self.doc, self.env)
         self.aggregator = start_service(scope, "state_aggregator", self.doc, self.env)
         self.bridge = start_bridge(scope, self.env, self.broker, INSTANCE, BASE)
         self.wait_online()
@@ -115,6 +160,13 @@ class Stack:
         for name, pids in self.processes.items():
             for pid in pids:
                 ctx.track(name, pid)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def shared_stack(ctx: Context, boards: int = 4) -> Stack:
