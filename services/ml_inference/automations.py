@@ -1,0 +1,197 @@
+"""The window automations as ml_inference keeps them: each one's mode and latest decision, and
+the devices whose source is an automation (a ``switch``: on = auto, off = suggest only).
+
+The mode a person chose survives restarts (``DATA_DIR/automations.json``); the instance
+config's ``mode`` is the starting point, and ``off`` there cannot be switched on from outside.
+Turning the switch on also ends a manual hold (policy.py) at once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from shared.config import AutomationSpec, DeviceSpec, Settings
+from shared.devices import InvalidCommand, normalize_command
+from shared.sse import now_iso
+from shared.web import ApiError
+
+from .inputs import WindowInputs
+from .policy import OFF, Decision
+from .recommender import Recommendation
+
+log = logging.getLogger(__name__)
+
+SERVICE = "ml_inference"
+AUTO, SUGGEST = "auto", "suggest"
+STATE_FILE = "automations.json"
+
+
+class Automation:
+    """One automation's mode and what it last decided. Thread-safe."""
+
+    def __init__(self, spec: AutomationSpec, mode: str, resumed_at: float = 0.0) -> None:
+        self.spec = spec
+        self._lock = threading.Lock()
+        self._mode = OFF if spec.mode == OFF else mode
+        self._resumed_at = resumed_at
+        self._last: dict[str, Any] = {}
+        self.evaluations = 0
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @property
+    def resumed_at(self) -> float:
+        return self._resumed_at
+
+    def switch(self, on: bool) -> None:
+        """On: automatic moves (and any manual hold ends now); off: suggestions only."""
+        if self.spec.mode == OFF:
+            raise ApiError("REJECTED", f"automation {self.spec.automation_id} is off in the instance config "
+                           "(config.window_automations[].mode); set it to auto or suggest to use its switch", 409)
+        with self._lock:
+            self._mode = AUTO if on else SUGGEST
+            if on:
+                self._resumed_at = time.time()
+
+    def record(self, decision: Decision, recommendation: Recommendation, inputs: WindowInputs) -> None:
+        with self._lock:
+            self.evaluations += 1
+            self._last = {"action": decision.action, "position": decision.position,
+                          "model_position": round(recommendation.position, 1),
+                          "confidence": round(recommendation.confidence, 3), "reason": decision.reason,
+                          "model": recommendation.model, "inputs": inputs.to_dict(), "evaluated_at": now_iso(),
+                          **({"held_until": decision.to_dict()["held_until"]} if decision.held_until else {})}
+
+    def switch_state(self) -> dict[str, Any]:
+        """The state of the automation's switch device: on/off, the mode and the latest decision."""
+        with self._lock:
+            last = {k: v for k, v in self._last.items() if k not in ("inputs", "evaluated_at", "model")}
+            return {"state": "on" if self._mode == AUTO else "off", "mode": self._mode, **last}
+
+    def view(self) -> dict[str, Any]:
+        with self._lock:
+            last = dict(self._last)
+        return {"automation_id": self.spec.automation_id, "name": self.spec.name, "window": self.spec.window,
+                "sensors": dict(self.spec.sensors), "mode": self._mode, "configured_mode": self.spec.mode,
+                "min_change": self.spec.min_change, "min_position": self.spec.min_position,
+                "max_position": self.spec.max_position, "interval": self.spec.interval,
+                "manual_hold": self.spec.manual_hold, "evaluations": self.evaluations, "last": last or None}
+
+
+class Automations:
+    """Every automation of the instance, and the devices they provide (the handler API's devices)."""
+
+    def __init__(self, settings: Settings, on_state: Callable[[str, dict[str, Any]], None]) -> None:
+        self._path = settings.data_dir / STATE_FILE
+        saved = _read_saved(self._path)
+        self.by_id: dict[str, Automation] = {}
+        for spec in settings.automations:
+            entry = saved.get(spec.automation_id, {})
+            mode = entry.get("mode") if entry.get("mode") in (AUTO, SUGGEST) else spec.mode
+            resumed = entry.get("resumed_at") if isinstance(entry.get("resumed_at"), (int, float)) else 0.0
+            self.by_id[spec.automation_id] = Automation(spec, mode, float(resumed))
+        self.devices: dict[str, DeviceSpec] = {d.device_id: d for d in settings.devices_of(SERVICE)}
+        self._on_state = on_state
+        self._seen: dict[str, float] = {}
+        self._save_lock = threading.Lock()
+
+    def get(self, automation_id: str) -> Automation:
+        automation = self.by_id.get(automation_id)
+        if automation is None:
+            raise ApiError("UNKNOWN_AUTOMATION", f"No automation {automation_id!r} in this instance.", 404,
+                           known=list(self.by_id))
+        return automation
+
+    def views(self) -> list[dict[str, Any]]:
+        return [a.view() for a in self.by_id.values()]
+
+    # -- the devices
+
+    def device(self, device_id: str) -> DeviceSpec:
+        spec = self.devices.get(device_id)
+        if spec is None:
+            raise ApiError("UNKNOWN_DEVICE", f"No device {device_id!r} on ml_inference.", 404, known=list(self.devices))
+        return spec
+
+    def device_view(self, device_id: str) -> dict[str, Any]:
+        spec = self.device(device_id)
+        view: dict[str, Any] = {"device_id": spec.device_id, "type": spec.type, "name": spec.name,
+                                "automation": spec.automation, "online": False, "state": {},
+                                "last_seen": None, "reason": None}
+        if not spec.enabled:
+            view["reason"] = "disabled in the instance config"
+        elif spec.type != "switch":
+            view["reason"] = f"an automation provides switch devices only, not {spec.type}"
+        else:
+            view.update(online=True, state=self.get(spec.automation or "").switch_state(),
+                        last_seen=self._last_seen(device_id))
+        return view
+
+    def sensors(self) -> list[dict[str, Any]]:
+        return [self.device_view(device_id) for device_id in self.devices]
+
+    def command(self, device_id: str, values: Any, cmd_id: Any = None) -> dict[str, Any]:
+        """A switch command: ``{"state": "on"}`` (automatic moves) or ``"off"`` (suggest only)."""
+        spec = self.device(device_id)
+        if spec.type != "switch":
+            raise ApiError("UNSUPPORTED", f"{device_id} is a {spec.type} device; an automation only serves "
+                           "switch devices", 400)
+        if not spec.enabled:
+            raise ApiError("OFFLINE", f"{device_id} is disabled in the instance config", 503)
+        try:
+            normalized = normalize_command("switch", values)
+        except InvalidCommand as exc:
+            raise ApiError(exc.code, exc.message, 400, **exc.extra) from None
+        automation = self.get(spec.automation or "")
+        automation.switch(normalized["state"] == "on")
+        self._save()
+        log.info("automation %s switched %s (mode %s)", automation.spec.automation_id, normalized["state"],
+                 automation.mode)
+        state = self.publish(automation)
+        return {"status": "success", "cmd_id": None if cmd_id is None else str(cmd_id), "result": state}
+
+    def publish(self, automation: Automation) -> dict[str, Any]:
+        """Tell the switches of ``automation`` what it is now; returns the switch state."""
+        state = automation.switch_state()
+        for spec in self.devices.values():
+            if spec.automation == automation.spec.automation_id and spec.type == "switch" and spec.enabled:
+                self._seen[spec.device_id] = time.time()
+                self._on_state(spec.device_id, state)
+        return state
+
+    def _last_seen(self, device_id: str) -> str | None:
+        from datetime import datetime
+
+        seen = self._seen.get(device_id)
+        return None if seen is None else datetime.fromtimestamp(seen).astimezone().isoformat(timespec="milliseconds")
+
+    def _save(self) -> None:
+        """The modes people chose, written atomically so a crash leaves the old file or the new."""
+        data = {a.spec.automation_id: {"mode": a.mode, "resumed_at": a.resumed_at}
+                for a in self.by_id.values() if a.mode != OFF}
+        with self._save_lock:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self._path.name}.", dir=self._path.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(data, out, indent=2)
+            os.replace(tmp, self._path)
+
+
+def _read_saved(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring %s (%s): automations start in their configured modes", path, exc)
+        return {}
+    return data if isinstance(data, dict) else {}

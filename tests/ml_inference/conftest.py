@@ -1,0 +1,105 @@
+"""Fixtures for ml_inference: the default model trained once per session, and the service
+served on loopback with a copy of it."""
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from services.ml_inference.app import create_app
+from services.ml_inference.service import MlInference
+from services.ml_inference.train import write_default
+from shared.config import Settings
+from shared.server import run_in_thread
+from shared.sse import Event, EventFollower
+from tests.conftest import Started
+from tests.helpers import wait_for
+
+AUTOMATION = "living_window_auto"
+SWITCH = "living_window_auto_switch"
+
+
+@pytest.fixture(scope="session")
+def default_model(tmp_path_factory) -> Path:
+    """The default weights, trained once for the whole session (a few seconds)."""
+    path = tmp_path_factory.mktemp("model") / "window.pt"
+    write_default(path)
+    return path
+
+
+def install_model(default_model: Path, data_dir: Path) -> Path:
+    """Put a copy of the default model where ``config.ml.model_path`` (models/window.pt) points."""
+    target = data_dir / "models" / "window.pt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(default_model, target)
+    return target
+
+
+def with_switch(extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Overrides for make_settings: the example instance plus the automation's switch device."""
+    from tests.conftest import example_document
+
+    devices = example_document()["devices"] + [
+        {"device_id": SWITCH, "name": "Living room fresh air", "type": "switch", "source": {"automation": AUTOMATION}}]
+    return {"devices": devices, **(extra or {})}
+
+
+class MlService:
+    """ml_inference served on loopback, with a follower recording its /events."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.service = MlInference(settings)
+        self.server = run_in_thread(create_app(settings, self.service))
+        self.url = self.server.url
+        self.events: list[Event] = []
+        self._lock = threading.Lock()
+        self.follower = EventFollower(self.url + "/events", self._record, read_timeout=10).start()
+        wait_for(lambda: self.follower.connected, 10, message="the /events stream")
+        self.service.start()
+
+    def _record(self, event: Event) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def states(self, device_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [e.data["state"] for e in self.events if e.kind == "state" and e.data.get("device_id") == device_id]
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.get(self.url + path, timeout=30, **kwargs)
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
+        return requests.post(self.url + path, json=body, timeout=30, **kwargs)
+
+    def wait_ready(self) -> None:
+        wait_for(lambda: self.get("/health").status_code == 200, 60, interval=0.05, message="model loaded")
+
+    def stop(self) -> None:
+        self.follower.stop()
+        self.server.stop()
+        self.service.stop()
+
+
+@pytest.fixture
+def ml_service(make_settings: Callable[..., Settings], cleanup: Started, default_model: Path,
+               tmp_path: Path) -> Callable[..., MlService]:
+    """``start(overrides=None, model=True)``: the service with the example automation and its switch.
+    ``model``: True installs the default model, False none (the service creates it), bytes are
+    written as the model file."""
+
+    def start(overrides: dict[str, Any] | None = None, model: bool | bytes = True) -> MlService:
+        settings = make_settings(with_switch(overrides))
+        if model is True:
+            install_model(default_model, settings.data_dir)
+        elif model:
+            settings.ml.model_path.parent.mkdir(parents=True, exist_ok=True)
+            settings.ml.model_path.write_bytes(model)
+        return cleanup.add(MlService(settings))
+
+    return start
