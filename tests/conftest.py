@@ -89,6 +89,17 @@ def cleanup() -> Iterator[Started]:
     started.stop_all()
 
 
+@pytest.fixture(scope="session")
+def default_model(tmp_path_factory) -> Path:
+    """ml_inference's default weights, trained once for the whole session (a few seconds);
+    copy the file, never change it."""
+    from services.ml_inference.train import write_default  # torch: only for the tests that ask
+
+    path = tmp_path_factory.mktemp("model") / "window.pt"
+    write_default(path)
+    return path
+
+
 @pytest.fixture
 def free_tcp_port() -> int:
     return free_port()

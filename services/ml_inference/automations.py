@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,7 @@ class Automations:
         self.devices: dict[str, DeviceSpec] = {d.device_id: d for d in settings.devices_of(SERVICE)}
         self._on_state = on_state
         self._seen: dict[str, float] = {}
+        self._published: dict[str, dict[str, Any]] = {}
         self._save_lock = threading.Lock()
 
     def get(self, automation_id: str) -> Automation:
@@ -160,17 +162,18 @@ class Automations:
         return {"status": "success", "cmd_id": None if cmd_id is None else str(cmd_id), "result": state}
 
     def publish(self, automation: Automation) -> dict[str, Any]:
-        """Tell the switches of ``automation`` what it is now; returns the switch state."""
+        """Tell the switches of ``automation`` what it is now (a state event when something
+        changed, not at every evaluation); returns the switch state."""
         state = automation.switch_state()
         for spec in self.devices.values():
             if spec.automation == automation.spec.automation_id and spec.type == "switch" and spec.enabled:
                 self._seen[spec.device_id] = time.time()
-                self._on_state(spec.device_id, state)
+                if self._published.get(spec.device_id) != state:
+                    self._published[spec.device_id] = state
+                    self._on_state(spec.device_id, state)
         return state
 
     def _last_seen(self, device_id: str) -> str | None:
-        from datetime import datetime
-
         seen = self._seen.get(device_id)
         return None if seen is None else datetime.fromtimestamp(seen).astimezone().isoformat(timespec="milliseconds")
 

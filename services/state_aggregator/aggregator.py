@@ -18,6 +18,7 @@ from shared.config import SOURCE_OWNERS, DeviceSpec, Settings
 from shared.sse import Event, EventPublisher, now_iso
 from shared.web import ErrorLog
 
+from .automation import WindowAutomations
 from .cache import CacheEntry, Freshness, TtlCache
 from .handlers import HandlerClient, HandlerReplyError, HandlerUnavailable
 from .registry import DeviceRegistry
@@ -48,6 +49,9 @@ class StateAggregator:
             if service not in self.clients:  # a device owned by a service with no address
                 self.registry.mark_service_down(service, "service not configured")
         self.router = CommandRouter(self.registry, self.clients)
+        self.automations = WindowAutomations.build(settings.automations, self.cache, self.registry, self.router,
+                                                   self.clients.get("ml_inference"), self._publish, self.error_log)
+        self.router.observers.append(self.automations.on_command)
         # What never changes about a device, built once: listings only add availability and state.
         self._static: dict[str, dict[str, Any]] = {
             d.device_id: {"device_id": d.device_id, "name": d.name, "type": d.type, "service": d.service,
@@ -64,14 +68,22 @@ class StateAggregator:
             self._started = True
             for client in self.clients.values():
                 client.start()
+            self.automations.start()
         return self
 
     def stop(self) -> None:
+        self.automations.stop()
         for client in self.clients.values():
             client.stop()
         self.router.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.publisher.close()
+
+    def _publish(self, kind: str, data: dict[str, Any]) -> None:
+        """Every event the aggregator publishes, also shown to the window automations (they react
+        to their inputs changing: push, not poll)."""
+        self.publisher.publish(kind, data)
+        self.automations.on_event(kind, data)
 
     # -- what handlers tell us (HandlerListener)
 
@@ -94,7 +106,7 @@ class StateAggregator:
             data["online"], data["reason"] = current.online, current.reason
         elif event.kind == "event" and device_id is not None:
             self.registry.seen(device_id, timestamp)
-        self.publisher.publish(event.kind, {**data, "source": service})
+        self._publish(event.kind, {**data, "source": service})
 
     def on_handler_sync(self, service: str, views: list[dict[str, Any]]) -> None:
         reported = set()
@@ -106,11 +118,13 @@ class StateAggregator:
         for spec in self.registry.owned_by(service):
             if spec.device_id not in reported:
                 self._set_availability(service, spec.device_id, False, f"not reported by {service}")
+        self.automations.on_service(service)
 
     def on_handler_down(self, service: str, reason: str) -> None:
         for device_id, availability in self.registry.mark_service_down(service, reason).items():
-            self.publisher.publish("availability", {"device_id": device_id, "online": False,
-                                                    "reason": availability.reason, "source": service})
+            self._publish("availability", {"device_id": device_id, "online": False,
+                                           "reason": availability.reason, "source": service})
+        self.automations.on_service(service)
 
     def _owned(self, service: str, device_id: Any) -> bool:
         return self.registry.owner(device_id) == service
@@ -126,17 +140,17 @@ class StateAggregator:
             return dict(entry.state) if entry else None
         full, changed = self.cache.put(device_id, state)
         if changed:
-            self.publisher.publish("state", {"device_id": device_id, "state": full, "source": service,
-                                             **({"resync": True} if resync else {})})
+            self._publish("state", {"device_id": device_id, "state": full, "source": service,
+                                    **({"resync": True} if resync else {})})
         return full
 
     def _set_availability(self, service: str, device_id: str, online: bool, reason: str | None,
                           last_seen: str | None = None, resync: bool = True) -> None:
         changed = self.registry.update(device_id, online, reason, last_seen)
         if changed is not None:
-            self.publisher.publish("availability", {"device_id": device_id, "online": changed.online,
-                                                    "reason": changed.reason, "source": service,
-                                                    **({"resync": True} if resync else {})})
+            self._publish("availability", {"device_id": device_id, "online": changed.online,
+                                           "reason": changed.reason, "source": service,
+                                           **({"resync": True} if resync else {})})
 
     # -- reads
 
@@ -306,11 +320,13 @@ class StateAggregator:
                               **({"detail": probe["detail"]} if probe.get("detail") else {})}
         owning = [n for n in services if counts_by_service.get(n, [0, 0])[1]]
         alive = [n for n in owning if services[n]["status"] in ("ok", "degraded")]
-        all_ok = all(s["status"] == "ok" for s in services.values())
+        # A paused automation degrades the instance but never takes it down: the aggregator serves on.
+        all_ok = all(s["status"] == "ok" for s in services.values()) and not self.automations.paused
         code = 200 if alive or not owning else 503
         body = {"status": "ok" if all_ok else "degraded" if code == 200 else "down",
                 "service": SERVICE, "instance_id": self.settings.instance_id,
                 **self.registry.counts(), "services": services,
+                **({"automations": self.automations.statuses()} if self.automations.by_id else {}),
                 "events": self.publisher.stats()}
         if code == 503:
             body["reasons"] = [f"{n}: {services[n]['status']}" for n in owning]

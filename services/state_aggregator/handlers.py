@@ -212,6 +212,11 @@ class HandlerClient:
         except HandlerReplyError as exc:
             return exc.status, exc.body
 
+    def post(self, path: str, body: dict[str, Any], timeout: float = READ_TIMEOUT_S) -> dict[str, Any]:
+        """POST to an endpoint of this handler's own (the window automation asks ml_inference);
+        the JSON answer, or HandlerUnavailable / HandlerReplyError."""
+        return self._json(self._request("POST", path, json=body, timeout=(CONNECT_TIMEOUT_S, timeout)))
+
     def health(self, timeout: float = 2.0) -> dict[str, Any]:
         """``{"status": "ok"|"degraded"|"down", "reason"?, "detail"?}`` — never raises."""
         try:

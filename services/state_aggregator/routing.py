@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -34,6 +34,8 @@ class CommandRouter:
         self._registry = registry
         self._clients = clients
         self._pool = ThreadPoolExecutor(max_workers=fan_out_threads, thread_name_prefix="group-cmd")
+        # Told of every command delivered, with its HTTP status (the window automations learn of manual commands).
+        self.observers: list[Callable[[DeviceSpec, CommandRequest, str, int], None]] = []
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -63,6 +65,15 @@ class CommandRouter:
             raise
 
     def _deliver(self, spec: DeviceSpec, request: CommandRequest, cmd_id: str) -> tuple[int, dict[str, Any]]:
+        status, reply = self._to_handler(spec, request, cmd_id)
+        for observer in self.observers:
+            try:
+                observer(spec, request, cmd_id, status)
+            except Exception:  # an observer's bug must not turn a delivered command into an error
+                log.exception("command observer %r failed", observer)
+        return status, reply
+
+    def _to_handler(self, spec: DeviceSpec, request: CommandRequest, cmd_id: str) -> tuple[int, dict[str, Any]]:
         tags = {"cmd_id": cmd_id, "device_id": spec.device_id, "service": spec.service}
         client = self._clients.get(spec.service)
         if client is None:

@@ -13,7 +13,6 @@ import requests
 
 from services.ml_inference.app import create_app
 from services.ml_inference.service import MlInference
-from services.ml_inference.train import write_default
 from shared.config import Settings
 from shared.server import run_in_thread
 from shared.sse import Event, EventFollower
@@ -22,14 +21,6 @@ from tests.helpers import wait_for
 
 AUTOMATION = "living_window_auto"
 SWITCH = "living_window_auto_switch"
-
-
-@pytest.fixture(scope="session")
-def default_model(tmp_path_factory) -> Path:
-    """The default weights, trained once for the whole session (a few seconds)."""
-    path = tmp_path_factory.mktemp("model") / "window.pt"
-    write_default(path)
-    return path
 
 
 def install_model(default_model: Path, data_dir: Path) -> Path:

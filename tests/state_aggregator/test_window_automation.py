@@ -1,0 +1,216 @@
+"""The window automation end to end: an emulated board on a pty, ``python -m services.serial_handler``
+and ``python -m services.ml_inference`` as real processes (the real default model), and the
+aggregator over real HTTP in front of them.
+
+A reading changed on the board's control channel reaches the aggregator as a pushed state event;
+the automation asks ml_inference, sends the window command through the aggregator's routing,
+the board acks it and the window's position changes. The automation's interval is a minute, so
+a move within seconds proves it reacts to the push. One stack per module; each test starts by
+settling it (ml_inference up, the switch on, cool readings, the window still), so order does not
+matter.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from shared.config import settings_from_dict
+from tests.conftest import deep_merge, example_document
+from tests.firmware.emulator_process import EmulatorProcess
+from tests.helpers import wait_for
+from tests.ml_inference.conftest import install_model
+from tests.ml_inference.process import ServiceProcess
+from tests.state_aggregator.conftest import AggregatorUnderTest, EventTap, service_ports
+
+BOARD = "living_room_esp32"
+AUTOMATION, WINDOW, SWITCH = "living_window_auto", "living_window", "living_window_auto_switch"
+COOL = {"temperature": 21.0, "humidity": 45.0, "sound_dbfs": -60.0}
+WARM = {"temperature": 30.0, "humidity": 45.0, "sound_dbfs": -60.0}
+
+
+def automation_document(emulator_link: str, services: dict[str, Any]) -> dict[str, Any]:
+    """The example instance with only the board's devices, the automation's switch, and an
+    automation fed by the board alone (no outdoor temperature: there is no HTTP endpoint here)."""
+    doc = deep_merge(copy.deepcopy(example_document()), {"config": {
+        "services": services, "http_endpoints": [],
+        "serial_ports": [{"board_id": BOARD, "name": "Living room ESP32", "port": emulator_link,
+                          "command_timeout": 5, "silence_timeout": 60}]}})
+    doc["devices"] = [d for d in doc["devices"] if "board" in d["source"]] + [
+        {"device_id": SWITCH, "name": "Living room fresh air", "type": "switch", "source": {"automation": AUTOMATION}}]
+    doc["config"]["window_automations"] = [{
+        "automation_id": AUTOMATION, "name": "Living room fresh air", "window": WINDOW,
+        "sensors": {"temperature": "living_temperature", "humidity": "living_humidity",
+                    "motion": "living_motion", "sound_level": "living_sound"},
+        "mode": "auto", "min_change": 10, "interval": 60, "min_position": 0, "max_position": 80,
+        "manual_hold": 600}]
+    return doc
+
+
+class AutomationStack:
+    def __init__(self, tmp: Path, default_model: Path) -> None:
+        self.emulator = EmulatorProcess("--seed", "1", "--motion-rate", "0", "--interval-ms", "600000",
+                                        "--board-id", BOARD, "--motor-speed", "1000")
+        services = service_ports()
+        doc = automation_document(str(self.emulator.link), services)
+        (tmp / "sensor_hub_01.json").write_text(json.dumps(doc))
+        env = {**os.environ, "INSTANCE_NAME": "sensor_hub_01", "INSTANCES_DIR": str(tmp),
+               "DATA_DIR": str(tmp / "data"), "LOG_LEVEL": "INFO"}
+        settings = settings_from_dict(doc, {"INSTANCE_NAME": "sensor_hub_01", "DATA_DIR": str(tmp / "data")})
+        install_model(default_model, settings.data_dir)
+        self.serial = ServiceProcess("services.serial_handler", settings.service("serial_handler").url, env,
+                                     tmp / "serial_handler.log").start("/sensors")
+        self.ml = ServiceProcess("services.ml_inference", settings.service("ml_inference").url, env,
+                                 tmp / "ml_inference.log").start("/health")
+        self.aggregator = AggregatorUnderTest(settings)
+        self.tap = EventTap(self.aggregator.url)
+        wait_for(lambda: self.aggregator.listed()[WINDOW]["online"], 30, message="board devices online")
+
+    # -- reading the stack
+
+    def status(self) -> dict[str, Any]:
+        return self.aggregator.aggregator.automations.statuses()[AUTOMATION]
+
+    def window(self) -> dict[str, Any]:
+        """The window as the aggregator shows it."""
+        return self.aggregator.device(WINDOW)["state"]
+
+    def board_window(self) -> dict[str, Any]:
+        """The window as the board has it (its motor)."""
+        return self.emulator.control({"get": "state"})["state"]["board"]["window"]
+
+    def events(self, name: str, since: int = 0) -> list[dict[str, Any]]:
+        with self.tap.lock:
+            found = [data for kind, data, _ in self.tap.events[since:] if kind == "event" and data.get("event") == name]
+        return [e for e in found if e.get("device_id") == WINDOW]
+
+    def mark(self) -> int:
+        with self.tap.lock:
+            return len(self.tap.events)
+
+    # -- driving it
+
+    def readings(self, values: dict[str, float], motion: bool = False) -> None:
+        """Pin the board's readings and have it send a sensor line now."""
+        assert self.emulator.control({"set": values})["ok"]
+        assert self.emulator.control({"motion": motion})["ok"]
+        assert self.emulator.control({"burst": 1})["ok"]
+
+    def command(self, device_id: str, body: dict[str, Any]) -> requests.Response:
+        return self.aggregator.post(f"/device/{device_id}/cmd", json=body)
+
+    def settle(self) -> None:
+        """ml_inference up, automatic mode (any manual hold over), cool readings, the window closed and still."""
+        if self.ml.proc is None or self.ml.proc.poll() is not None:
+            self.ml.start("/health")
+        wait_for(lambda: requests.get(self.ml.url + "/health", timeout=2).status_code == 200, 60,
+                 message="ml_inference ready")
+        wait_for(lambda: self.command(SWITCH, {"state": "on"}).status_code == 200, 30, interval=0.2,
+                 message="the automation's switch on")
+        self.readings({**COOL, "temperature": COOL["temperature"] + (time.monotonic() % 1) / 10})
+        wait_for(lambda: self.status()["status"] == "running" and (self.status()["last"] or {}).get("action") == "stay"
+                 and self.window().get("moving") is False and self.window().get("position", 100) <= 10, 30,
+                 interval=0.05, message="the automation settled with the window closed")
+
+    def close(self) -> None:
+        self.tap.close()
+        self.aggregator.close()
+        self.ml.stop()
+        self.serial.stop()
+        self.emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, default_model: Path):
+    stack = AutomationStack(tmp_path_factory.mktemp("window-automation"), default_model)
+    yield stack
+    stack.close()
+
+
+def test_a_warmer_room_opens_the_window_through_the_board(stack: AutomationStack):
+    stack.settle()
+    mark = stack.mark()
+    started = time.monotonic()
+    stack.readings(WARM)
+    moved = wait_for(lambda: stack.events("automation_moved", mark), 15, interval=0.01,
+                     message="automation_moved on the aggregator's /events")[0]
+    reaction_s = time.monotonic() - started
+    data = moved["data"]
+    assert data["cmd_id"].startswith(f"auto-{AUTOMATION}-") and data["automation"] == AUTOMATION
+    assert 50 <= data["position"] <= 70  # warm, no outdoor reading: the rule opens 60 %
+    assert data["inputs"]["temperature"] == 30.0 and data["result"]["target"] == data["position"]  # the board's ack
+    assert reaction_s < 5, f"took {reaction_s:.2f} s: the automation reacts to the push, not its 60 s interval"
+    # The board's motor went there, and the aggregator shows it.
+    wait_for(lambda: stack.board_window() == {"position": data["position"], "target": data["position"],
+                                              "moving": False}, 15, message="the board's window at the target")
+    wait_for(lambda: stack.window().get("position") == data["position"], 15,
+             message="the window's position on the aggregator")
+    recommendation = stack.events("automation_recommendation", mark)[-1]["data"]
+    assert recommendation["action"] == "move" and recommendation["confidence"] >= 0.6
+    assert stack.status()["moves"] >= 1 and stack.status()["last_move"]["cmd_id"] == data["cmd_id"]
+
+
+def test_a_manual_command_holds_the_automation_off(stack: AutomationStack):
+    stack.settle()
+    answer = stack.command(WINDOW, {"id": "user-1", "values": {"position": 20}})
+    assert answer.status_code == 200
+    wait_for(lambda: stack.board_window()["position"] == 20 and not stack.board_window()["moving"], 15,
+             message="the person's move done")
+    mark = stack.mark()
+    stack.readings(WARM)
+    held = wait_for(lambda: [e for e in stack.events("automation_recommendation", mark)
+                             if e["data"]["action"] == "hold"], 15, message="a hold recommendation")[0]["data"]
+    assert "user-1" in held["reason"] and held["held_until"] and held["position"] >= 50
+    assert stack.board_window()["target"] == 20 and not stack.events("automation_moved", mark)
+    assert stack.status()["manual"]["cmd_id"] == "user-1"
+    # Switching the automation on ends the hold at once: the window goes where the model says.
+    assert stack.command(SWITCH, {"state": "on"}).status_code == 200
+    moved = wait_for(lambda: stack.events("automation_moved", mark), 15, message="moved after the switch")[0]
+    assert moved["data"]["position"] >= 50
+    wait_for(lambda: stack.board_window()["position"] == moved["data"]["position"], 15, message="window moved")
+
+
+def test_suggest_mode_publishes_but_does_not_move(stack: AutomationStack):
+    stack.settle()
+    assert stack.command(SWITCH, {"state": "off"}).status_code == 200
+    mark = stack.mark()
+    stack.readings(WARM)
+    suggested = wait_for(lambda: [e for e in stack.events("automation_recommendation", mark)
+                                  if e["data"]["action"] == "suggest"], 15, message="a suggestion")[0]["data"]
+    assert suggested["mode"] == "suggest" and suggested["position"] >= 50
+    switch = stack.aggregator.device(SWITCH)
+    assert switch["online"] is True and switch["state"]["state"] == "off" and switch["service"] == "ml_inference"
+    assert stack.board_window()["target"] <= 10 and not stack.events("automation_moved", mark)
+
+
+def test_without_ml_inference_the_automation_pauses_and_the_aggregator_serves_on(stack: AutomationStack):
+    stack.settle()
+    mark = stack.mark()
+    stack.ml.kill()
+    status = wait_for(lambda: (s := stack.status())["status"] == "paused" and s, 30, message="automation paused")
+    assert "ml_inference" in status["reason"]
+    health = stack.aggregator.get("/health")
+    assert health.status_code == 200 and health.json()["status"] == "degraded"
+    assert health.json()["automations"][AUTOMATION]["status"] == "paused"
+    paused = wait_for(lambda: [d for k, d, _ in stack.tap.events[mark:] if k == "error"
+                               and d.get("error_code") == "AUTOMATION_PAUSED"], 10, message="an error event")
+    assert paused[0]["device_id"] == WINDOW and paused[0]["source"] == "state_aggregator"
+    # Everything else works: readings flow, commands reach the board.
+    stack.readings(WARM)
+    wait_for(lambda: stack.aggregator.device("living_temperature")["state"]["temperature"] == 30.0, 15,
+             message="readings still arrive")
+    led = stack.command("living_led", {"values": {"state": "on"}, "id": "led-1"})
+    assert led.status_code == 200 and led.json()["status"] == "success"
+    assert stack.board_window()["target"] <= 10 and not stack.events("automation_moved", mark)
+    assert any(e["error_code"] == "AUTOMATION_PAUSED" for e in stack.aggregator.get("/errors").json()["errors"])
+    # Back: the automation resumes by itself and catches up with the warm room.
+    stack.ml.start("/health")
+    wait_for(lambda: stack.events("automation_resumed", mark), 60, message="automation_resumed")
+    moved = wait_for(lambda: stack.events("automation_moved", mark), 30, message="the move it missed")[0]
+    assert moved["data"]["position"] >= 50
