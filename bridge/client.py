@@ -18,7 +18,6 @@ because they are recomputed and sent again after every CONNACK anyway.
 """
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
@@ -32,6 +31,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bridge.outbox import Outbox
+from shared import jsonio
 from shared.config import MqttSettings
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def encode(payload: Any) -> bytes:
         return payload
     if isinstance(payload, str):
         return payload.encode("utf-8")
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+    return jsonio.dumps_bytes(payload)
 
 
 def _no_delay(client: paho.Client) -> None:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared import jsonio
 from shared.clock import now_iso
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class Event:
 
 def format_message(data: Any, event: str | None = None, event_id: str | None = None) -> str:
     """One SSE message. Data is JSON; a multi-line payload becomes several ``data:`` lines."""
-    text = data if isinstance(data, str) else json.dumps(data, separators=(", ", ": "), default=str)
+    text = data if isinstance(data, str) else jsonio.dumps(data)
     lines = []
     if event_id is not None:
         lines.append(f"id: {event_id}")
@@ -512,7 +513,7 @@ class EventFollower:
                 return  # already delivered (a replay overlapping what we had)
             self._check_gap(position)
         try:
-            data = json.loads(message.data)
+            data = jsonio.loads(message.data)
         except ValueError:
             log.warning("event stream %s: data is not JSON: %.200r", self.name, message.data)
             return

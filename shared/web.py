@@ -20,6 +20,7 @@ from flask import Flask, Response, has_request_context, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from werkzeug.exceptions import HTTPException
 
+from shared import jsonio
 from shared.clock import now_iso
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = 
     if wants_pretty():
         body = json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n"
     else:
-        body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)
+        body = jsonio.dumps_bytes(obj)
     return Response(body, status=status, mimetype="application/json", headers=headers)
 
 
