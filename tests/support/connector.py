@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from tests.support.broker import MosquittoBroker
 from tests.support.simulator import SimulatorProcess
 
 BOARD = "living_room_esp32"
+AUTOMATION_SWITCH = "living_window_auto_switch"
 
 
 class ConnectorStack:
@@ -27,10 +29,14 @@ class ConnectorStack:
 
     With ``http=True`` the example instance's HTTP endpoints are in it too: a simulated ESPHome
     and sensor-hub device (``self.simulators`` by endpoint id, readings pinned, polled every
-    ``poll_interval`` s) behind ``python -m services.http_poller``."""
+    ``poll_interval`` s) behind ``python -m services.http_poller``.
+
+    With ``automation`` (a model file, e.g. the tests' ``default_model``) the example window
+    automation runs too: ``python -m services.ml_inference`` with a copy of that model, the
+    automation fed by the stack's own sensors, and its switch ``AUTOMATION_SWITCH``."""
 
     def __init__(self, tmp: Path, interval_ms: int = 600_000, http: bool = False,
-                 poll_interval: float = 0.5) -> None:
+                 poll_interval: float = 0.5, automation: Path | None = None) -> None:
         self.processes: list[subprocess.Popen] = []
         self.simulators: dict[str, SimulatorProcess] = {}
         board_dir = tmp / "board"
@@ -58,7 +64,16 @@ class ConnectorStack:
         else:
             # Only the board's devices: the HTTP endpoints are not part of this stack.
             doc["devices"] = [d for d in doc["devices"] if "board" in d["source"]]
-        doc["config"]["window_automations"] = []
+        if automation is None:
+            doc["config"]["window_automations"] = []
+        else:
+            spec = doc["config"]["window_automations"][0]
+            present = {d["device_id"] for d in doc["devices"]}
+            spec["sensors"] = {role: device for role, device in spec["sensors"].items() if device in present}
+            doc["devices"].append({"device_id": AUTOMATION_SWITCH, "name": "Fresh air", "type": "switch",
+                                   "source": {"automation": spec["automation_id"]}})
+            (tmp / "data" / "models").mkdir(parents=True)
+            shutil.copyfile(automation, tmp / "data" / "models" / "window.pt")
         (tmp / "sensor_hub_01.json").write_text(json.dumps(doc))
         self.env = {**os.environ, "INSTANCE_NAME": "sensor_hub_01", "INSTANCES_DIR": str(tmp),
                     "DATA_DIR": str(tmp / "data"), "LOG_LEVEL": "INFO", "MQTT_HOST": "127.0.0.1",
@@ -68,6 +83,8 @@ class ConnectorStack:
         self.spawn("-m", "services.serial_handler")
         if http:
             self.spawn("-m", "services.http_poller")
+        if automation is not None:
+            self.spawn("-m", "services.ml_inference")
         self.spawn("-m", "services.state_aggregator")
         wait_for(lambda: requests.get(self.aggregator_url + "/devices", timeout=2).json()["devices"][0], 60,
                  interval=0.1, message="aggregator up")
