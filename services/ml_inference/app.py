@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
+from shared.commands import CommandError
 from shared.config import Settings
 from shared.devices import command_values
 from shared.web import ApiError, health_response, install_error_handlers, json_response
@@ -31,6 +32,10 @@ def create_app(settings: Settings, service: MlInference | None = None) -> Flask:
     app.extensions[SERVICE] = service
     install_error_handlers(app, service.errors)
     service.metrics.install(app)
+
+    @app.errorhandler(CommandError)
+    def _command_error(exc: CommandError) -> Response:
+        return json_response({"error": exc.code, "message": exc.message, **exc.extra}, exc.status)
 
     @app.get("/health")
     def health() -> Response:

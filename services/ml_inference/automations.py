@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from shared.commands import OFFLINE, REJECTED, UNKNOWN_DEVICE, UNSUPPORTED, CommandError, parse_command_id
 from shared.config import AutomationSpec, DeviceSpec, Settings
 from shared.devices import InvalidCommand, normalize_command
 from shared.sse import now_iso
@@ -56,8 +57,8 @@ class Automation:
     def switch(self, on: bool) -> None:
         """On: automatic moves (and any manual hold ends now); off: suggestions only."""
         if self.spec.mode == OFF:
-            raise ApiError("REJECTED", f"automation {self.spec.automation_id} is off in the instance config "
-                           "(config.window_automations[].mode); set it to auto or suggest to use its switch", 409)
+            raise CommandError(REJECTED, f"automation {self.spec.automation_id} is off in the instance config "
+                               "(config.window_automations[].mode); set it to auto or suggest to use its switch")
         with self._lock:
             self._mode = AUTO if on else SUGGEST
             if on:
@@ -121,7 +122,7 @@ class Automations:
     def device(self, device_id: str) -> DeviceSpec:
         spec = self.devices.get(device_id)
         if spec is None:
-            raise ApiError("UNKNOWN_DEVICE", f"No device {device_id!r} on ml_inference.", 404, known=list(self.devices))
+            raise CommandError(UNKNOWN_DEVICE, f"No device {device_id!r} on ml_inference.", known=list(self.devices))
         return spec
 
     def device_view(self, device_id: str) -> dict[str, Any]:
@@ -144,22 +145,23 @@ class Automations:
     def command(self, device_id: str, values: Any, cmd_id: Any = None) -> dict[str, Any]:
         """A switch command: ``{"state": "on"}`` (automatic moves) or ``"off"`` (suggest only)."""
         spec = self.device(device_id)
+        cmd_id = parse_command_id(cmd_id)
         if spec.type != "switch":
-            raise ApiError("UNSUPPORTED", f"{device_id} is a {spec.type} device; an automation only serves "
-                           "switch devices", 400)
+            raise CommandError(UNSUPPORTED, f"{device_id} is a {spec.type} device; an automation only serves "
+                               "switch devices")
         if not spec.enabled:
-            raise ApiError("OFFLINE", f"{device_id} is disabled in the instance config", 503)
+            raise CommandError(OFFLINE, f"{device_id} is disabled in the instance config")
         try:
             normalized = normalize_command("switch", values)
         except InvalidCommand as exc:
-            raise ApiError(exc.code, exc.message, 400, **exc.extra) from None
+            raise CommandError(exc.code, exc.message, **exc.extra) from None
         automation = self.get(spec.automation or "")
         automation.switch(normalized["state"] == "on")
         self._save()
         log.info("automation %s switched %s (mode %s)", automation.spec.automation_id, normalized["state"],
                  automation.mode)
         state = self.publish(automation)
-        return {"status": "success", "cmd_id": None if cmd_id is None else str(cmd_id), "result": state}
+        return {"status": "success", "cmd_id": cmd_id, "result": state}
 
     def publish(self, automation: Automation) -> dict[str, Any]:
         """Tell the switches of ``automation`` what it is now (a state event when something
