@@ -115,7 +115,8 @@ class WindowAutomation:
             state = data.get("state")
             if isinstance(state, Mapping) and state.get("moving") is False:
                 self._schedule(f"{device_id} stopped moving", self._debounce)
-
+        elif device_id == self.spec.window and kind == "availability" and data.get("online"):
+            self._schedule(f"{device_id} online", self._debounce)
 
     def on_command(self, spec: DeviceSpec, request: CommandRequest, cmd_id: str, status: int) -> None:
         """A command went to a device. One for the window that is not ours is a person's (whatever
