@@ -71,6 +71,18 @@ def instance_document(workdir: Path, boards: int, per_type: int = 1) -> dict[str
     }
 
 
+AUTOMATION = "auto_b0"
+
+
+def add_automation(doc: dict[str, Any]) -> None:
+    """A window automation on board ``b0``: its temperature, humidity and motion feed the model, its
+    window moves. The interval is an hour, so every move a scenario sees is one a reading caused."""
+    doc["config"]["window_automations"].append({
+        "automation_id": AUTOMATION, "name": "Bench fresh air", "window": "b0_window",
+        "sensors": {"temperature": "b0_temperature", "humidity": "b0_humidity", "motion": "b0_motion"},
+        "mode": "auto", "min_change": 10, "interval": 3600})
+
+
 # One device of each of these per HTTP endpoint, keyed by the name the simulator's JSON uses.
 HTTP_DEVICES = ("temperature", "humidity", "pressure", "illuminance", "sound_level", "battery", "motion", "switch",
                 "window", "led")
@@ -101,10 +113,16 @@ class Stack:
     """A running connector. ``topics`` builds topic names; ``processes`` maps names to pids."""
 
     def __init__(self, scope: Context | SharedScope, boards: int = 4, per_type: int = 1,
-                 board_config: dict[str, Any] | None = None, http: HttpHalf | None = None) -> None:
+                 board_config: dict[str, Any] | None = None, http: HttpHalf | None = None,
+                 automation: bool = False) -> None:
+        """``automation``: ml_inference runs too (its default model trained before the clock starts),
+        with ``add_automation``'s window automation on b0, and the boards' motors are fast (1000 %/s)."""
         require_files(*PARTS)
         self.topics = Topics(BASE, INSTANCE)
         self.doc = instance_document(scope.workdir, boards, per_type)
+        if automation:
+            require_files("services/ml_inference/__main__.py")
+            add_automation(self.doc)
         if http is not None:
             require_files("services/http_poller/__main__.py", "firmware/emulator/network/__main__.py")
             simulator_port = free_port()
@@ -119,7 +137,8 @@ class Stack:
         self.boards: list[Emulator] = []
         for spec in self.doc["config"]["serial_ports"]:
             self.boards.append(start_emulator(scope, spec["board_id"], interval_ms=board_config["interval_ms"],
-                                              link=Path(spec["port"]), config=board_config))
+                                              link=Path(spec["port"]), config=board_config,
+                                              extra=["--motor-speed", "1000"] if automation else None))
         if http is not None:  # the network sensors are up already too
             self.simulator = start_process(scope, "simulator", [
                 PYTHON, "-m", "firmware.emulator.network", "--profile", http.profile, "--port", str(simulator_port),
@@ -128,6 +147,9 @@ class Stack:
 
             wait_for(lambda: _answers(f"http://127.0.0.1:{simulator_port}/d0/_sim/state"), timeout=20,
                      interval=0.05, message="the network simulator")
+        if automation:  # trains and loads its model (seconds) before the cold-start clock
+            self.ml_inference = start_service(scope, "ml_inference", self.doc, self.env, ready_timeout=180,
+                                              healthy=True)
         # Cold start: from launching the first service to every device online and the bridge
         # online (the boards are already running, as they would be at a container start).
         launched = time.perf_counter()
