@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 from tests.helpers import wait_for
@@ -114,8 +115,6 @@ def test_evaluate_applies_the_policy_to_the_facts(ml_service):
     assert moved["action"] == "move" and moved["position"] == 80 and moved["recommendation"]["position"] > 85
     assert ml.post(url, {"inputs": HOT, "window": {"position": 75}}).json()["action"] == "stay"
     assert ml.post(url, {"inputs": HOT, "window": {"position": 0, "moving": True}}).json()["action"] == "wait"
-    import time
-
     held = ml.post(url, {"inputs": HOT, "window": {"position": 0}, "manual": {"at": time.time() - 5, "cmd_id": "m-1"}})
     assert held.json()["action"] == "hold" and "m-1" in held.json()["reason"] and held.json()["held_until"]
     bad = ml.post(url, {"inputs": {"temperature": 21}, "window": {"position": 0}})
