@@ -6,9 +6,8 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from shared.commands import CommandError
 from shared.config import Settings
-from shared.devices import command_values
+from shared.handler_api import install_handler_api
 from shared.web import ApiError, health_response, install_error_handlers, json_response
 
 from .service import SERVICE, MlInference
@@ -32,10 +31,7 @@ def create_app(settings: Settings, service: MlInference | None = None) -> Flask:
     app.extensions[SERVICE] = service
     install_error_handlers(app, service.errors)
     service.metrics.install(app)
-
-    @app.errorhandler(CommandError)
-    def _command_error(exc: CommandError) -> Response:
-        return json_response({"error": exc.code, "message": exc.message, **exc.extra}, exc.status)
+    install_handler_api(app, service)
 
     @app.get("/health")
     def health() -> Response:
@@ -66,30 +62,5 @@ def create_app(settings: Settings, service: MlInference | None = None) -> Flask:
     @app.post("/automation/<automation_id>/evaluate")
     def evaluate(automation_id: str) -> Response:
         return json_response(service.evaluate(automation_id, _body()))
-
-    @app.get("/sensors")
-    def sensors() -> Response:
-        return json_response({"sensors": service.automations.sensors()})
-
-    @app.get("/sensor/<device_id>")
-    @app.get("/sensor/<device_id>/cached")
-    def sensor(device_id: str) -> Response:
-        # Nothing to ask a device for: an automation's switch is always current.
-        return json_response(service.automations.device_view(device_id))
-
-    @app.post("/sensor/<device_id>/cmd")
-    def sensor_cmd(device_id: str) -> Response:
-        body = _body()
-        if not isinstance(body, dict):
-            raise ApiError("INVALID_VALUE", "The body must be a JSON object.", 400)
-        return json_response(service.automations.command(device_id, command_values(body), body.get("id")))
-
-    @app.get("/errors")
-    def errors() -> Response:
-        return service.errors.response()
-
-    @app.get("/events")
-    def events() -> Response:
-        return service.events.flask_response(request.headers.get("Last-Event-ID"))
 
     return app

@@ -50,6 +50,20 @@ class MlInference:
     def health_checks(self) -> dict[str, tuple[bool, str]]:
         return {"model": self.recommender.health()}
 
+    # -- the handler API (shared.handler_api): the automations' switch devices
+
+    def sensors(self) -> list[dict[str, Any]]:
+        return self.automations.sensors()
+
+    def view(self, device_id: str) -> dict[str, Any]:
+        return self.automations.device_view(device_id)
+
+    def fresh_view(self, device_id: str) -> dict[str, Any]:
+        return self.view(device_id)  # nothing to ask a device for: a switch is always current
+
+    def command(self, device_id: str, values: Any, cmd_id: Any = None, timeout_ms: Any = None) -> dict[str, Any]:
+        return self.automations.command(device_id, values, cmd_id)  # instant: no timeout to honour
+
     # -- the model
 
     def predict(self, body: Any) -> dict[str, Any]:
