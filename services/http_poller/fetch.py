@@ -14,6 +14,8 @@ from typing import Any
 
 import requests
 
+from shared.connection import is_refused
+
 MAX_BODY_BYTES = 1 << 20
 """A sensor answers in a few hundred bytes; anything past 1 MiB is a misconfigured URL (a web
 page, a firmware image) and is cut off without reading the rest."""
@@ -57,26 +59,10 @@ def seconds(value: float) -> str:
     return f"{value:g} s"
 
 
-def _refused(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    stack: list[Any] = [exc]
-    while stack:
-        item = stack.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, ConnectionRefusedError) or "Connection refused" in str(item):
-            return True
-        if isinstance(item, BaseException):
-            stack.extend([item.__cause__, item.__context__, getattr(item, "reason", None),
-                          *[a for a in item.args if isinstance(a, BaseException)]])
-    return False
-
-
 def _connection_failure(exc: requests.RequestException, timeout: float) -> EndpointFailure:
     if isinstance(exc, requests.Timeout) or "timed out" in str(exc).lower():
         return EndpointFailure(TIMED_OUT, f"timeout after {seconds(timeout)}")
-    if _refused(exc):
+    if is_refused(exc):
         return EndpointFailure(UNREACHABLE, "connection refused")
     text = str(exc)
     if "RemoteDisconnected" in text or "Connection aborted" in text or "reset by peer" in text:

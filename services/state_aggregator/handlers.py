@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import requests
 from requests.adapters import HTTPAdapter
 
+from shared.connection import is_refused
 from shared.sse import Event, EventFollower
 
 from .registry import SERVICE_NOT_RUNNING
@@ -62,23 +63,6 @@ class HandlerListener(Protocol):
     def on_handler_event(self, service: str, event: Event) -> None: ...
     def on_handler_sync(self, service: str, views: list[dict[str, Any]]) -> None: ...
     def on_handler_down(self, service: str, reason: str) -> None: ...
-
-
-def _refused(exc: BaseException) -> bool:
-    """Whether a requests error is, underneath, a refused connection (nobody listens)."""
-    seen: set[int] = set()
-    stack: list[Any] = [exc]
-    while stack:
-        item = stack.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, ConnectionRefusedError) or "Connection refused" in str(item):
-            return True
-        if isinstance(item, BaseException):
-            stack.extend([item.__cause__, item.__context__, getattr(item, "reason", None),
-                          *[a for a in item.args if isinstance(a, BaseException)]])
-    return False
 
 
 class HandlerClient:
@@ -175,7 +159,7 @@ class HandlerClient:
             except requests.Timeout as exc:
                 raise HandlerUnavailable(self.service, NOT_RESPONDING, str(exc)[:200], timed_out=True) from exc
             except requests.RequestException as exc:
-                refused = _refused(exc)
+                refused = is_refused(exc)
                 if refused or attempt == attempts:
                     reason = SERVICE_NOT_RUNNING if refused else NOT_RESPONDING
                     raise HandlerUnavailable(self.service, reason, str(exc)[:200]) from exc
