@@ -1,7 +1,6 @@
 """Fixtures for the HTTP poller: simulated network sensors on loopback and the service in-process."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -12,10 +11,9 @@ from firmware.emulator.network import NetworkSimulator
 from services.http_poller.app import create_app
 from services.http_poller.poller import HttpPoller
 from shared.config import Settings
-from shared.server import run_in_thread
-from shared.sse import Event, EventFollower
 from tests.conftest import Started
 from tests.helpers import wait_for
+from tests.support.served import ServedService
 
 
 def http_overlay(endpoints: dict[str, dict[str, Any]], devices: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -32,29 +30,13 @@ def http_overlay(endpoints: dict[str, dict[str, Any]], devices: dict[str, dict[s
             "config": {"serial_ports": [], "http_endpoints": eps, "window_automations": []}}
 
 
-class Service:
+class Service(ServedService):
     """The HTTP poller served on loopback, with a follower recording its /events."""
 
     def __init__(self, settings: Settings, workers: int = 16) -> None:
         self.poller = HttpPoller(settings, workers=workers)
         self.app = create_app(settings, self.poller)
-        self.server = run_in_thread(self.app)
-        self.url = self.server.url
-        self.events: list[Event] = []
-        self._lock = threading.Lock()
-        self.follower = EventFollower(self.url + "/events", self._record, read_timeout=10).start()
-        wait_for(lambda: self.follower.connected, 10, message="the /events stream")
-        self.poller.start()
-
-    def _record(self, event: Event) -> None:
-        with self._lock:
-            self.events.append(event)
-
-    def get(self, path: str, **kwargs: Any) -> requests.Response:
-        return requests.get(self.url + path, timeout=30, **kwargs)
-
-    def post(self, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
-        return requests.post(self.url + path, json=body, timeout=30, **kwargs)
+        super().__init__(self.app, self.poller)
 
     def sensor(self, device_id: str) -> dict[str, Any]:
         return self.get(f"/sensor/{device_id}/cached").json()
@@ -62,30 +44,9 @@ class Service:
     def endpoint(self, endpoint_id: str) -> dict[str, Any]:
         return self.get(f"/endpoints/{endpoint_id}").json()
 
-    def mark(self) -> int:
-        with self._lock:
-            return len(self.events)
-
-    def events_since(self, start: int, kind: str | None = None) -> list[Event]:
-        with self._lock:
-            return [e for e in self.events[start:] if kind is None or e.kind == kind]
-
-    def wait_event(self, predicate: Callable[[Event], bool], timeout: float = 15.0, start: int = 0,
-                   message: str = "event") -> Event:
-        def found() -> Event | None:
-            with self._lock:
-                return next((e for e in self.events[start:] if predicate(e)), None)
-        return wait_for(found, timeout, message=message)
-
     def wait_online(self, device_id: str, online: bool = True, timeout: float = 15.0) -> dict[str, Any]:
         return wait_for(lambda: (v := self.sensor(device_id))["online"] is online and v, timeout,
                         message=f"{device_id} {'online' if online else 'offline'}")
-
-    def stop(self) -> None:
-        self.follower.stop()
-        self.server.stop()
-        self.poller.stop()
-
 
 @pytest.fixture
 def simulator(cleanup: Started) -> Callable[..., NetworkSimulator]:

@@ -3,21 +3,18 @@ served on loopback with a copy of it."""
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from services.ml_inference.app import create_app
 from services.ml_inference.service import MlInference
 from shared.config import Settings
-from shared.server import run_in_thread
-from shared.sse import Event, EventFollower
 from tests.conftest import Started
 from tests.helpers import wait_for
+from tests.support.served import ServedService
 
 AUTOMATION = "living_window_auto"
 SWITCH = "living_window_auto_switch"
@@ -40,42 +37,20 @@ def with_switch(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"devices": devices, **(extra or {})}
 
 
-class MlService:
+class MlService(ServedService):
     """ml_inference served on loopback, with a follower recording its /events."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.service = MlInference(settings)
-        self.server = run_in_thread(create_app(settings, self.service))
-        self.url = self.server.url
-        self.events: list[Event] = []
-        self._lock = threading.Lock()
-        self.follower = EventFollower(self.url + "/events", self._record, read_timeout=10).start()
-        wait_for(lambda: self.follower.connected, 10, message="the /events stream")
-        self.service.start()
-
-    def _record(self, event: Event) -> None:
-        with self._lock:
-            self.events.append(event)
+        super().__init__(create_app(settings, self.service), self.service)
 
     def states(self, device_id: str) -> list[dict[str, Any]]:
         with self._lock:
             return [e.data["state"] for e in self.events if e.kind == "state" and e.data.get("device_id") == device_id]
 
-    def get(self, path: str, **kwargs: Any) -> requests.Response:
-        return requests.get(self.url + path, timeout=30, **kwargs)
-
-    def post(self, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
-        return requests.post(self.url + path, json=body, timeout=30, **kwargs)
-
     def wait_ready(self) -> None:
         wait_for(lambda: self.get("/health").status_code == 200, 60, interval=0.05, message="model loaded")
-
-    def stop(self) -> None:
-        self.follower.stop()
-        self.server.stop()
-        self.service.stop()
-
 
 @pytest.fixture
 def ml_service(make_settings: Callable[..., Settings], cleanup: Started, default_model: Path,

@@ -1,21 +1,18 @@
 """Fixtures for the serial handler: emulated boards on real ptys and the service in-process."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-import requests
 
 from services.serial_handler.app import create_app
 from services.serial_handler.handler import SerialHandler
 from shared.config import Settings
-from shared.server import run_in_thread
-from shared.sse import Event, EventFollower
 from tests.conftest import Started
 from tests.firmware.emulator_process import EmulatorProcess
 from tests.helpers import wait_for
+from tests.support.served import ServedService
 
 BOARD_DEVICE_TYPES = ("temperature", "humidity", "motion", "sound_level", "battery", "window", "led")
 
@@ -33,53 +30,20 @@ def serial_overlay(boards: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "config": {"serial_ports": ports, "window_automations": []}}
 
 
-class Service:
+class Service(ServedService):
     """The serial handler served on loopback, with a follower recording its /events."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.handler = SerialHandler(settings)
-        self.app = create_app(settings, self.handler)
-        self.server = run_in_thread(self.app)
-        self.url = self.server.url
-        self.events: list[Event] = []
-        self._lock = threading.Lock()
-        self.follower = EventFollower(self.url + "/events", self._record, read_timeout=10).start()
-        wait_for(lambda: self.follower.connected, 10, message="the /events stream")
-        self.handler.start()
-
-    def _record(self, event: Event) -> None:
-        with self._lock:
-            self.events.append(event)
-
-    def get(self, path: str, **kwargs: Any) -> requests.Response:
-        return requests.get(self.url + path, timeout=30, **kwargs)
-
-    def post(self, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
-        return requests.post(self.url + path, json=body, timeout=30, **kwargs)
+        super().__init__(create_app(settings, self.handler), self.handler)
 
     def board(self, board_id: str) -> dict[str, Any]:
         return self.get(f"/boards/{board_id}").json()
 
-    def wait_event(self, predicate: Callable[[Event], bool], timeout: float = 15.0, start: int = 0,
-                   message: str = "event") -> Event:
-        def found() -> Event | None:
-            with self._lock:
-                return next((e for e in self.events[start:] if predicate(e)), None)
-        return wait_for(found, timeout, message=message)
-
-    def mark(self) -> int:
-        with self._lock:
-            return len(self.events)
-
     def wait_online(self, board_id: str, timeout: float = 15.0) -> dict[str, Any]:
         return wait_for(lambda: (b := self.board(board_id))["online"] and b, timeout,
                         message=f"board {board_id} online")
-
-    def stop(self) -> None:
-        self.follower.stop()
-        self.server.stop()
-        self.handler.stop()
 
 
 @pytest.fixture
