@@ -136,6 +136,20 @@ def test_control_set_shows_in_the_next_sensor_line(emu, host):
     assert emu.control({"set": {"colour": 3}})["ok"] is False
 
 
+def test_ctl_command_line_sends_requests_and_reports_refusals(emu):
+    def ctl(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "firmware.emulator.ctl", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=30)
+
+    done = ctl(str(emu.control_path), '{"set": {"temperature": 22.5}}', '{"get": "state"}')
+    assert done.returncode == 0, done.stderr
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(answers) == 2 and all(a["ok"] for a in answers)
+    assert ctl(str(emu.control_path), '{"set": {"colour": 3}}').returncode == 1  # refused by the emulator
+    assert "not JSON" in ctl(str(emu.control_path), "{set").stderr
+    assert "cannot talk" in ctl(str(emu.control_path) + ".missing", "{}").stderr
+
+
 def test_motion_event_does_not_wait_for_the_interval(emu, host):
     assert host.command({"type": "config", "id": "slow", "interval_ms": 600000, "motion_hold_ms": 0})["ok"]
     try:
