@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -295,6 +296,21 @@ def write_instance(ctx: Context, doc: dict[str, Any]) -> tuple[Path, dict[str, s
     env = {"INSTANCE_NAME": doc["instance_id"], "INSTANCES_DIR": str(instances), "DATA_DIR": str(data),
            "LOG_LEVEL": "WARNING", "IOT2MQTT_PATH": str(ctx.workdir)}
     return instances, env
+
+
+def install_default_model(scope: Any, env: dict[str, str]) -> Path:
+    """Put ml_inference's default model where the instance's DATA_DIR expects it (the default
+    ``models/window.pt``). It is trained once per bench invocation (seconds of CPU, with the
+    service's own training command) and copied for every scenario after that, so no scenario
+    pays for training and they all measure the same weights."""
+    trained = scope.session.workdir / "window.pt"
+    if not trained.exists():
+        subprocess.run([PYTHON, "-m", "services.ml_inference.train", "--out", str(trained)], cwd=ROOT,
+                       check=True, capture_output=True, timeout=600)
+    target = Path(env["DATA_DIR"]) / "models" / "window.pt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(trained, target)
+    return target
 
 
 def start_service(ctx: Context, name: str, doc: dict[str, Any], env: dict[str, str],

@@ -21,6 +21,7 @@ from bench.fixtures import (
     PYTHON,
     Emulator,
     MqttClient,
+    install_default_model,
     require_files,
     start_bridge,
     start_broker,
@@ -147,7 +148,8 @@ class Stack:
 
             wait_for(lambda: _answers(f"http://127.0.0.1:{simulator_port}/d0/_sim/state"), timeout=20,
                      interval=0.05, message="the network simulator")
-        if automation:  # trains and loads its model (seconds) before the cold-start clock
+        if automation:  # loads its model before the cold-start clock
+            install_default_model(scope, self.env)
             self.ml_inference = start_service(scope, "ml_inference", self.doc, self.env, ready_timeout=180,
                                               healthy=True)
         # Cold start: from launching the first service to every device online and the bridge

@@ -7,7 +7,7 @@ alternates b0's pinned temperature between 30 °C (the rule opens about 60 %) an
 and has the board send a sensor line at once (the control channel's ``burst``); the clock runs
 from that request until the window's MQTT ``state`` shows the new target, which the serial handler
 sets from the board's ack of the automation's ``window`` command. The path: board line → serial
-handler → aggregator (push) → the automation's debounce (50 ms) → ``POST /automation/<id>/evaluate``
+handler → aggregator (push) → the automation's debounce (20 ms) → ``POST /automation/<id>/evaluate``
 on ml_inference → command routing → serial handler → board ack → aggregator → bridge → MQTT.
 Figures beside it: the same change to the ``automation_moved`` event on MQTT, and the mean time
 ml_inference spent in the model per evaluation (its own histogram).
@@ -130,7 +130,7 @@ def setup(ctx: Context) -> Automation:
     ctx.note("one board, a window automation on b0 (temperature, humidity, motion → window), its interval an hour; "
              "one input change at a time, alternating 30 °C (opens ~60 %) and 21 °C (closes), the window still "
              "before the next; a change whose new target is not on MQTT within 10 s counts as lost. The latency "
-             "includes the automation's 50 ms debounce (it gathers the several readings of one sensor line)")
+             "includes the automation's 20 ms debounce (it gathers the several readings of one sensor line)")
 
     def start(scope) -> Automation:
         automation = Automation(Stack(scope, boards=1, automation=True))
@@ -164,6 +164,6 @@ def run(ctx: Context, automation: Automation) -> Sample:
 
 SCENARIO = Scenario("e2e_window_automation", title="input change → recommendation → window command acked (MQTT)",
                     setup=setup, run=run, baseline="ceiling_torch_forward",
-                    quick={"changes": 20}, full={"changes": 200},
+                    quick={"changes": 8}, full={"changes": 200},
                     figures=("p50_ms", "p90_ms", "p99_ms", "max_ms", "loss_pct", "moved_event_p50_ms",
                              "model_mean_ms", "evaluations_per_change"))

@@ -12,7 +12,7 @@ import time
 
 import requests
 
-from bench.fixtures import start_service, write_instance
+from bench.fixtures import install_default_model, start_service, write_instance
 from bench.harness import Context, Sample, Scenario
 from bench.stack import INSTANCE, instance_document
 
@@ -24,9 +24,10 @@ def setup(ctx: Context) -> tuple[requests.Session, str]:
     doc = instance_document(ctx.workdir, boards=0)
     assert doc["instance_id"] == INSTANCE
     _, env = write_instance(ctx, doc)
+    install_default_model(ctx, env)
     service = start_service(ctx, "ml_inference", doc, env, ready_timeout=180, healthy=True)
-    ctx.note("one client, keep-alive, one input per request; the default model (its first start trains it, "
-             "before the clock); server_inference_ms is the service's own figure for encoding + forward pass")
+    ctx.note("one client, keep-alive, one input per request; the default model (trained once per bench run, "
+             "before any clock); server_inference_ms is the service's own figure for encoding + forward pass")
     session = requests.Session()
     ctx.cleanup.callback(session.close)
     return session, service.url + "/predict"

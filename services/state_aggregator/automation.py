@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = "state_aggregator"
 ML_SERVICE = "ml_inference"
-DEBOUNCE_S = 0.05
+DEBOUNCE_S = 0.02
 RETRY_S = 5.0
 """While paused, ml_inference is asked again this often (or at the interval, if that is shorter)."""
 EVALUATE_TIMEOUT_S = 3.0
