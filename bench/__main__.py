@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{module:40} (cannot be loaded: {error})")
         return 0
     names, unmatched = select(list(scenarios), args.only)
+    if args.mode == "quick" and not args.only:
+        names = [n for n in names if not scenarios[n].full_only]
     if unmatched:
         print(f"error: no scenario matches {', '.join(unmatched)}; known: {', '.join(scenarios)}", file=sys.stderr)
         return 2

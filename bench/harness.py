@@ -234,6 +234,8 @@ class Scenario:
     full: dict[str, Any] = field(default_factory=dict)
     rounds: dict[str, int] = field(default_factory=lambda: {"quick": 2, "full": 10})
     warmup: bool = True
+    full_only: bool = False
+    """Left out of ``--quick`` unless named with ``--only`` (a comparison, not a figure of the issue)."""
     figures: tuple[str, ...] = ()
     """Figures shown in the report table besides those with targets (default: a standard set)."""
 
@@ -592,7 +594,10 @@ def profile_round(scenario: Scenario, ctx: Context, fixture: Any, busiest: list[
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(top)
     parts = [f"== bench process (cProfile, cumulative)\n{out.getvalue().strip()}"]
-    parts += [f"== {name} (py-spy, {total} samples)\n{text}" for name, total, text in sampled]
+    # --gil: only the thread holding the GIL is sampled, so the shares are of the CPU the process
+    # spends in Python, not of threads waiting on a queue or a socket.
+    parts += [f"== {name} (py-spy --gil, {total} samples of the thread running Python)\n{text}"
+              for name, total, text in sampled]
     if not spies:
         parts.append("(py-spy is not installed: `pip install py-spy` to profile the services too)")
     return "\n\n".join(parts)
@@ -614,7 +619,7 @@ def start_spies(ctx: Context, names: list[str]) -> list[tuple[str, subprocess.Po
         for pid in ctx.tracked.get(name, [])[:1]:   # one member of a group (e.g. one emulator) is enough
             out = ctx.workdir / f"py-spy-{pid}.txt"
             spy = subprocess.Popen([binary, "record", "--pid", str(pid), "--subprocesses", "--format", "raw",
-                                    "--nonblocking", "--rate", "250", "-o", str(out)],
+                                    "--nonblocking", "--gil", "--rate", "250", "-o", str(out)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             spies.append((name, spy, out))
     return spies

@@ -86,7 +86,7 @@ def _scenarios() -> list[Scenario]:
         items.append(Scenario(
             f"ceiling_mqtt_qos{qos}_throughput", title=f"paho → Mosquitto → paho, QoS {qos}, as fast as possible",
             setup=lambda ctx, q=qos: Pair(ctx, q), run=throughput_round,
-            quick={"messages": 10_000}, full={"messages": 100_000},
+            quick={"messages": 5_000}, full={"messages": 100_000},
             figures=("throughput_per_s", "loss_pct", "p50_ms", "p99_ms")))
     return items
 

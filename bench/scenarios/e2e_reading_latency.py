@@ -125,7 +125,7 @@ def _scenario(rate: int, quick_s: float, full_s: float, targets: dict) -> Scenar
 
 
 SCENARIOS = [
-    _scenario(10, 2.0, 30.0, {}),
+    _scenario(10, 1.5, 30.0, {}),
     _scenario(100, 2.0, 30.0, {"p50_ms": at_most(3), "p99_ms": at_most(15)}),
     _scenario(1000, 1.0, 20.0, {"p99_ms": at_most(30)}),
 ]

@@ -140,6 +140,6 @@ def _scenario(rate: int, quick_s: float, full_s: float, targets: dict) -> Scenar
 
 
 SCENARIOS = [
-    _scenario(100, 2.0, 20.0, {"p99_ms": at_most(5), "loss_pct": at_most(0)}),
+    _scenario(100, 1.5, 20.0, {"p99_ms": at_most(5), "loss_pct": at_most(0)}),
     _scenario(1000, 1.5, 20.0, {"p99_ms": at_most(5), "loss_pct": at_most(0)}),
 ]
