@@ -305,6 +305,14 @@ class SSEParser:
         self._skip_lf = False
         buffer = self._buffer + chunk
         messages: list[SSEMessage] = []
+        if b"\r" not in buffer:
+            # What every publisher of ours sends: LF line ends only. One split, no scanning.
+            *lines, self._buffer = buffer.split(b"\n")
+            for line in lines:
+                message = self._line(line.decode("utf-8", errors="replace"))
+                if message is not None:
+                    messages.append(message)
+            return messages
         start = 0
         while True:
             cr, lf = buffer.find(b"\r", start), buffer.find(b"\n", start)

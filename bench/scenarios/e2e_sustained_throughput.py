@@ -63,7 +63,7 @@ SCENARIO = Scenario(
     setup=setup, run=run, baseline="ceiling_mqtt_qos1_throughput",
     baseline_figures={"max_zero_loss_per_s": "throughput_per_s", "max_carried_per_s": "throughput_per_s"},
     targets={"max_zero_loss_per_s": at_least(3000)},
-    quick={"rates": [250, 1000, 2000, 2500, 3000], "seconds": 2.0},
+    quick={"rates": [250, 1000, 1500, 2000, 2500, 3000], "seconds": 2.0},
     full={"rates": [100, 250, 500, 750, 1000, 1500, 2000, 2500, 3000, 3500, 4000], "seconds": 60.0},
     rounds={"quick": 1, "full": 1}, warmup=False,
     figures=("max_zero_loss_per_s", "max_carried_per_s", "p50_ms", "p99_ms", "loss_pct"))
