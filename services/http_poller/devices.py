@@ -27,6 +27,7 @@ class Device:
     reason: str | None = WAITING
     last_seen: float | None = None
     problem: str | None = None  # the error code that keeps it offline, so it is recorded once
+    commanded_at: float = 0.0   # time.monotonic() of the last command that changed it
 
     def view(self) -> dict[str, Any]:
         return {"device_id": self.spec.device_id, "type": self.spec.type, "name": self.spec.name,

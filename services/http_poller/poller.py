@@ -255,8 +255,9 @@ class HttpPoller:
             raise
         self._command_seconds.labels(profile.name, "success").observe(time.perf_counter() - started)
         log.info("command %s done: %s", device.spec.device_id, props)
+        device.commanded_at = time.monotonic()
         self._update(device, props, time.time())
-        self.schedule.poll_now(endpoint.endpoint_id)  # confirm the device's own view soon; no waiting
+        self.schedule.poll_now(endpoint.endpoint_id, after_now=True)  # confirm the device's own view soon
         return dict(device.state)
 
     @staticmethod
@@ -277,6 +278,7 @@ class HttpPoller:
         """One poll of one endpoint; returns the seconds until its next poll."""
         endpoint = self.endpoints[endpoint_id]
         devices = self.devices.on_endpoint(endpoint_id)
+        asked_at = time.monotonic()
         started = time.perf_counter()
         try:
             readings = endpoint.profile.read([d.spec for d in devices])
@@ -291,7 +293,7 @@ class HttpPoller:
             self._endpoint_failed(endpoint, devices, BAD_PAYLOAD, f"unreadable answer ({type(exc).__name__})")
         else:
             outcome = "ok"
-            self._endpoint_answered(endpoint, devices, readings)
+            self._endpoint_answered(endpoint, devices, readings, asked_at)
         duration = time.perf_counter() - started
         if self._stopping:
             return 0.0
@@ -323,7 +325,8 @@ class HttpPoller:
             if self.devices.set_online(device, False, reason, code):
                 self._availability(device, False, reason)
 
-    def _endpoint_answered(self, endpoint: Endpoint, devices: list[Device], readings: dict[str, Reading]) -> None:
+    def _endpoint_answered(self, endpoint: Endpoint, devices: list[Device], readings: dict[str, Reading],
+                           asked_at: float) -> None:
         if endpoint.online is False:
             log.info("endpoint %s back online after %d failed poll(s)", endpoint.endpoint_id, endpoint.failures)
         endpoint.online, endpoint.reason, endpoint.code, endpoint.failures = True, None, None, 0
@@ -340,6 +343,8 @@ class HttpPoller:
                 continue
             if self.devices.set_online(device, True, None):
                 self._availability(device, True, None)
+            if device.commanded_at > asked_at:
+                continue  # read before a command changed it: the poll that follows the command tells
             self._update(device, reading.state, now)
 
     # ------------------------------------------------------------------ helpers

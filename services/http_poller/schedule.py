@@ -34,6 +34,7 @@ class PollSchedule:
         self._due: dict[str, float] = {}        # the one valid entry per endpoint (older ones are skipped)
         self._in_flight: set[str] = set()
         self._waiters: dict[str, list[threading.Event]] = {}
+        self._again: set[str] = set()            # poll once more as soon as the one in flight ends
         self._seq = itertools.count()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -64,18 +65,25 @@ class PollSchedule:
 
     # -- asking
 
-    def poll_now(self, endpoint_id: str) -> threading.Event:
-        """Poll ``endpoint_id`` as soon as a worker is free (at once if one is in flight: its
-        answer counts); the event is set when that poll has finished."""
+    def poll_now(self, endpoint_id: str, after_now: bool = False) -> threading.Event:
+        """Poll ``endpoint_id`` as soon as a worker is free; the event is set when that poll has
+        finished. A poll already in flight counts as the answer, unless ``after_now``: then the
+        device must be read after this moment (a command just changed it, and a poll that started
+        before the command may bring back the old state), so another poll follows it at once."""
         done = threading.Event()
         with self._cond:
             if self._stopping:
                 done.set()
                 return done
-            self._waiters.setdefault(endpoint_id, []).append(done)
             if endpoint_id not in self._in_flight:
+                self._waiters.setdefault(endpoint_id, []).append(done)
                 self._set_due(endpoint_id, time.monotonic())
                 self._cond.notify()
+            elif after_now:
+                self._again.add(endpoint_id)
+                done.set()  # nobody waits for the follow-up poll; its answer arrives as events
+            else:
+                self._waiters.setdefault(endpoint_id, []).append(done)
         return done
 
     def in_flight(self) -> int:
@@ -125,6 +133,9 @@ class PollSchedule:
         with self._cond:
             self._in_flight.discard(endpoint_id)
             waiters = self._waiters.pop(endpoint_id, [])
+            if endpoint_id in self._again:
+                self._again.discard(endpoint_id)
+                delay = 0.0
             if not self._stopping:
                 self._set_due(endpoint_id, time.monotonic() + delay)
                 self._cond.notify()

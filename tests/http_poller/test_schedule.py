@@ -65,6 +65,21 @@ def test_concurrent_poll_now_calls_share_the_poll_in_flight(cleanup):
     assert recorder.count("e") == 1
 
 
+def test_a_poll_after_a_command_follows_the_one_in_flight(cleanup):
+    # A poll that started before a command may bring back the state from before it: the
+    # command's confirming poll must run after it, not share it.
+    recorder = Recorder(block="e")
+    schedule = cleanup.add(PollSchedule(lambda e: (recorder.poll(e), 3600.0)[1], workers=2))
+    schedule.start({"e": 3600.0})
+    schedule.poll_now("e")
+    wait_for(lambda: recorder.count("e") == 1, 10, message="the poll started")
+    schedule.poll_now("e", after_now=True)
+    recorder.block = None
+    recorder.release.set()
+    wait_for(lambda: recorder.count("e") == 2, 10, message="a second poll after the one in flight")
+    wait_for(lambda: (schedule.next_due_in("e") or 0) > 3000, 10, message="back on its own rhythm")
+
+
 def test_backoff_doubles_up_to_a_cap():
     assert [backoff_delay(2, n) for n in range(7)] == [2, 2, 4, 8, 16, 16, 16]
     assert backoff_delay(30, 5) == 60
