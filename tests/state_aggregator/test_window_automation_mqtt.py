@@ -47,8 +47,10 @@ def test_the_automation_moves_the_window_and_says_so_on_mqtt(connector: Connecto
     position = moved["data"]["position"]
     assert moved["data"]["cmd_id"].startswith("auto-living_window_auto-") and 50 <= position <= 70
     watch.wait(f"{WINDOW}/state/position", lambda p: p == str(position).encode(), timeout=30)
-    recommendation = [e for e in watch.json_on(f"{WINDOW}/events") if e["event"] == "automation_recommendation"][-1]
-    assert recommendation["data"]["action"] == "move" and recommendation["data"]["inputs"]["temperature"] == 30.0
+    # The decision that moved it (a "stay" may follow once the window is at rest).
+    moves = [e for e in watch.json_on(f"{WINDOW}/events")
+             if e["event"] == "automation_recommendation" and e["data"]["action"] == "move"]
+    assert moves and moves[-1]["data"]["inputs"]["temperature"] == 30.0
     # The Home Assistant switch turns automatic moves off: a colder room is then only a suggestion.
     watch.publish(f"{BASE}/ha/{AUTOMATION_SWITCH}/set", "OFF")
     watch.wait(f"{BASE}/devices/{AUTOMATION_SWITCH}/state/state", lambda p: p == b"off", timeout=30)
