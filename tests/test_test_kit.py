@@ -67,3 +67,30 @@ def test_make_settings_overlays_the_example(make_settings):
     settings = make_settings({"config": {"cache_ttl": 2}}, env={"MQTT_PORT": "1999"})
     assert settings.cache_ttl == 2 and settings.mqtt.port == 1999
     assert settings.boards[0].board_id == "living_room_esp32"
+
+
+def test_a_persistent_broker_keeps_a_session_across_its_restart():
+    # What the outage tests rely on: a subscriber that is away while the broker restarts still
+    # gets what was published before it came back (its session and subscription were saved).
+    from tests.bridge.mqtt_watch import Watcher
+
+    broker = MosquittoBroker(persistence=True)
+    broker.start()
+    watcher = Watcher(broker.port, "kit/#", client_id="kit-persistent", persistent=True).start()
+    publisher = None
+    try:
+        broker.stop()
+        watcher.client.loop_stop()  # keep the watcher away until the publishes are done
+        broker.start()
+        publisher = _connect(broker.port, "pub")
+        for n in range(3):
+            publisher.publish("kit/x", str(n), qos=1).wait_for_publish(10)
+        watcher.client.loop_start()
+        wait_for(lambda: watcher.on("kit/x") == [b"0", b"1", b"2"], timeout=20,
+                 message="the queued messages after the watcher's return")
+    finally:
+        if publisher is not None:
+            publisher.loop_stop()
+            publisher.disconnect()
+        watcher.stop()
+        broker.close()

@@ -35,6 +35,9 @@ class MosquittoBroker:
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.workdir = Path(tempfile.mkdtemp(prefix="sensor-hub-mosquitto-"))
+        # Started as root, mosquitto drops to its own user: without this it cannot write its
+        # persistence file here ("Permission denied"), and a restart would lose every session.
+        self.workdir.chmod(0o777)
         self.config_path = self.workdir / "mosquitto.conf"
         lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", "log_dest stderr",
                  "log_type error", "log_type warning", f"persistence {'true' if persistence else 'false'}",
