@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from bridge.aggregator import AggregatorUnavailable
@@ -25,6 +26,9 @@ class StateFeature(Feature):
     def __init__(self, ctx: BridgeContext, resync_backoff: tuple[float, float] = (0.5, 5.0)) -> None:
         super().__init__(ctx)
         self._sent_props: dict[str, dict[str, Any]] = {}
+        # When the stream last told us about each device (time.monotonic() at receipt): a pull
+        # that started before that is older news for the device and must not overwrite it.
+        self._heard_at: dict[str, float] = {}
         self._resync_wanted = threading.Event()
         self._stop = threading.Event()
         self._backoff = resync_backoff
@@ -56,7 +60,7 @@ class StateFeature(Feature):
     def _on_events(self, events: list[Event]) -> None:
         # One bus item per read from the stream, not per event: at thousands of readings a
         # second the hand-over between threads is what costs, not the handling.
-        self.ctx.bus.emit("aggregator_events", events=events)
+        self.ctx.bus.emit("aggregator_events", events=events, received=time.monotonic())
 
     def _on_gap(self, reason: str) -> None:
         self._resync_wanted.set()
@@ -73,6 +77,7 @@ class StateFeature(Feature):
             if self._stop.is_set():
                 return
             self._resync_wanted.clear()
+            pulled_at = time.monotonic()
             try:
                 devices = self.ctx.aggregator.devices()
             except AggregatorUnavailable as exc:
@@ -87,7 +92,7 @@ class StateFeature(Feature):
             if failures:
                 log.info("aggregator reachable again")
             failures = 0
-            self.ctx.bus.emit("snapshot", devices=devices)
+            self.ctx.bus.emit("snapshot", devices=devices, pulled_at=pulled_at)
 
     def _heartbeat_loop(self) -> None:
         interval = max(1, self.ctx.settings.update_interval)
@@ -96,10 +101,12 @@ class StateFeature(Feature):
 
     # -- bus handlers (bus thread)
 
-    def handle_snapshot(self, devices: list[dict[str, Any]]) -> None:
+    def handle_snapshot(self, devices: list[dict[str, Any]], pulled_at: float | None = None) -> None:
         for item in devices:
             if not isinstance(item, dict) or not isinstance(item.get("device_id"), str):
                 continue
+            if pulled_at is not None and self._heard_at.get(item["device_id"], float("-inf")) >= pulled_at:
+                continue  # the stream told us about it after the pull began: that is the newer news
             record = self._record(item["device_id"])
             for key in ("type", "name", "reason", "last_seen"):
                 if key in item:
@@ -112,8 +119,11 @@ class StateFeature(Feature):
         self.ctx.bus.emit("aggregator_ready", ready=True)
         self.ctx.bus.emit("devices_changed")
 
-    def handle_events(self, events: list[Event]) -> None:
+    def handle_events(self, events: list[Event], received: float | None = None) -> None:
         for event in events:
+            device_id = event.data.get("device_id")
+            if received is not None and isinstance(device_id, str) and event.kind in ("state", "availability"):
+                self._heard_at[device_id] = received
             self.handle_event(event)
 
     def handle_event(self, event: Event) -> None:

@@ -7,6 +7,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 from itertools import groupby
 
 from bridge.outbox import KEEP, STATE, Outbox
@@ -148,3 +149,26 @@ def test_states_of_one_topic_are_coalesced_while_the_broker_is_away(broker, aggr
         wait_for(lambda: len(bridge.ctx.link.outbox) == 0, timeout=20, message="outbox delivered")
     finally:
         late.stop()
+
+
+def test_a_pull_older_than_an_event_does_not_undo_it(aggregator, start_bridge, watcher):
+    # A resync pull that began before an availability event reached the bridge, but whose answer
+    # is handled after it, carries the older news: the device must stay as the event left it.
+    from shared.sse import Event
+
+    bridge = start_bridge()
+    watcher.wait(STATUS, lambda p: p == b"online")
+    wait_for(lambda: bridge.ctx.aggregator_ready and bridge.ctx.bus.idle(), timeout=15, message="bridge settled")
+    offline = Event("e-1", "e", 1, "availability", {"type": "availability", "device_id": "living_motion",
+                                                     "online": False, "reason": "board silent"})
+    stale = [{"device_id": "living_motion", "online": True, "state": {"motion": False}}]
+    # Clock values ahead of now: the bridge's own resync pulls (there are two at start) count as
+    # older than the event too, so nothing but this test's later pull may undo it.
+    received = time.monotonic() + 1000
+    bridge.ctx.bus.emit("aggregator_events", events=[offline], received=received)
+    bridge.ctx.bus.emit("snapshot", devices=stale, pulled_at=received - 1)  # pulled before the event arrived
+    wait_for(bridge.ctx.bus.idle, timeout=15, message="bus idle")
+    assert bridge.ctx.devices["living_motion"].online is False
+    bridge.ctx.bus.emit("snapshot", devices=stale, pulled_at=received + 1)  # a later pull is newer news
+    wait_for(lambda: bridge.ctx.bus.idle() and bridge.ctx.devices["living_motion"].online is True, timeout=15,
+             message="the later pull applied")
