@@ -86,6 +86,10 @@ class MqttLink:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._live: deque[tuple[str, bytes, int, bool]] = deque()
+        # Held while "connected" turns true and while the sender drops live messages for want of a
+        # connection: a message queued because of the CONNACK (the status "online") is never
+        # dropped by a sender that looked at the flag a moment before the CONNACK.
+        self._live_lock = threading.Lock()
         self._acked: deque[int] = deque()          # mids from on_publish (paho thread -> sender)
         self._inflight: dict[int, int] = {}       # mid -> outbox seq (sender thread only)
         self._live_inflight: set[int] = set()     # mids of live QoS>=1 messages (sender only)
@@ -181,7 +185,8 @@ class MqttLink:
         _no_delay(client)
         for topic in self._subscriptions():
             client.subscribe(topic, qos=1)
-        self.connected = True
+        with self._live_lock:
+            self.connected = True
         self.outbox.set_connected(True)
         self.connects += 1
         log.info("MQTT connected to %s:%s (connection #%d)", self.mqtt.host, self.mqtt.port, self.connects)
@@ -214,10 +219,10 @@ class MqttLink:
                 self._settle_acks()
                 if not self.connected:
                     self.outbox.flush()  # on disk now, sent after the next CONNACK
-                    dropped = len(self._live)
-                    if dropped:
-                        self._live.clear()
-                        self.live_dropped += dropped
+                    with self._live_lock:
+                        if not self.connected:  # still: what is queued now is stale when we connect
+                            self.live_dropped += len(self._live)
+                            self._live.clear()
                     continue
                 self._send_live()
                 self._send_durable()
