@@ -35,7 +35,9 @@ def readings(connector: ConnectorStack, temperature: float) -> None:
 
 
 def test_the_automation_moves_the_window_and_says_so_on_mqtt(connector: ConnectorStack, watch: Watcher):
-    switch = watch.wait_json(f"{BASE}/devices/{AUTOMATION_SWITCH}/state", lambda d: d["state"].get("online"), 60)
+    # Availability may reach MQTT before the switch's first state: wait for both.
+    switch = watch.wait_json(f"{BASE}/devices/{AUTOMATION_SWITCH}/state",
+                             lambda d: d["state"].get("online") and "state" in d["state"], 60)
     assert switch["state"]["state"] == "on" and switch["state"]["mode"] == "auto"
     readings(connector, 21.0)
     watch.wait(f"{WINDOW}/state/position", lambda p: p == b"0", timeout=30)
