@@ -156,6 +156,15 @@ def test_a_warmer_room_opens_the_window_through_the_board(stack: AutomationStack
     assert stack.status()["moves"] >= 1 and stack.status()["last_move"]["cmd_id"] == data["cmd_id"]
 
 
+def warm_recommendation(stack: AutomationStack, mark: int, action: str) -> dict:
+    """The recommendation made from the warm readings: one triggered by the window coming to rest
+    may still land after the mark, with the cool room's inputs."""
+    return wait_for(lambda: [e for e in stack.events("automation_recommendation", mark)
+                             if e["data"]["action"] == action
+                             and e["data"]["inputs"].get("temperature") == WARM["temperature"]], 15,
+                    message=f"a {action} recommendation for the warm room")[0]["data"]
+
+
 def test_a_manual_command_holds_the_automation_off(stack: AutomationStack):
     stack.settle()
     answer = stack.command(WINDOW, {"id": "user-1", "values": {"position": 20}})
@@ -164,12 +173,7 @@ def test_a_manual_command_holds_the_automation_off(stack: AutomationStack):
              message="the person's move done")
     mark = stack.mark()
     stack.readings(WARM)
-    # The warm readings' evaluation: one triggered by the window coming to rest may still land
-    # after the mark, with the cool room's inputs.
-    held = wait_for(lambda: [e for e in stack.events("automation_recommendation", mark)
-                             if e["data"]["action"] == "hold"
-                             and e["data"]["inputs"].get("temperature") == WARM["temperature"]], 15,
-                    message="a hold recommendation for the warm room")[0]["data"]
+    held = warm_recommendation(stack, mark, "hold")
     assert "user-1" in held["reason"] and held["held_until"] and held["position"] >= 50
     assert stack.board_window()["target"] == 20 and not stack.events("automation_moved", mark)
     assert stack.status()["manual"]["cmd_id"] == "user-1"
@@ -185,10 +189,7 @@ def test_suggest_mode_publishes_but_does_not_move(stack: AutomationStack):
     assert stack.command(SWITCH, {"state": "off"}).status_code == 200
     mark = stack.mark()
     stack.readings(WARM)
-    suggested = wait_for(lambda: [e for e in stack.events("automation_recommendation", mark)
-                                  if e["data"]["action"] == "suggest"
-                                  and e["data"]["inputs"].get("temperature") == WARM["temperature"]], 15,
-                         message="a suggestion for the warm room")[0]["data"]
+    suggested = warm_recommendation(stack, mark, "suggest")
     assert suggested["mode"] == "suggest" and suggested["position"] >= 50
     switch = stack.aggregator.device(SWITCH)
     assert switch["online"] is True and switch["state"]["state"] == "off" and switch["service"] == "ml_inference"
