@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 INSTANCE_NAME ?= sensor_hub_01
 export INSTANCE_NAME
 
-.PHONY: run test lint bench bench-full soak fuzz check-config mosquitto micropython docs clean help
+.PHONY: run test lint bench bench-full soak fuzz check-config mosquitto micropython docs clean help image container-test docker
 
 help:
 	@echo "make run          the whole connector locally (emulated ESP32, private broker unless MQTT_HOST is set)"
@@ -15,6 +15,8 @@ help:
 	@echo "make lint         ruff"
 	@echo "make bench        quick performance report (bench/results/latest.md)"
 	@echo "make check-config validate instances/\$$INSTANCE_NAME.json"
+	@echo "make image        build the container image (sensor-hub:latest)"
+	@echo "make container-test  build the image and run it as IoT2MQTT does (two instances, stop, recovery)"
 
 # The venv is rebuilt when a requirements file changes (the stamp records the last install).
 $(VENV)/.runtime-installed: requirements.txt
@@ -56,6 +58,18 @@ soak: $(VENV)/.dev-installed mosquitto
 # The property-based tests (hypothesis) with many more examples than `make test` runs.
 fuzz: $(VENV)/.dev-installed
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest $$(grep -rl --include='test_*.py' 'from hypothesis' tests)
+
+docker:
+	@scripts/ensure-docker
+
+# The Dockerfile, built by the machine's Docker engine, or by a private one started for it
+# (scripts/image.py says which base image and torch wheel it used).
+image: $(VENV)/.runtime-installed docker
+	$(PY) -m scripts.image build --tag $(or $(IMAGE),sensor-hub:latest)
+
+# The image run the way IoT2MQTT runs it (tests/container); .ci/run runs it after `make test`.
+container-test: $(VENV)/.dev-installed mosquitto docker
+	$(PY) -m pytest -m container -o addopts="-ra --strict-markers" -o timeout=900 tests/container $(PYTEST_ARGS)
 
 check-config: $(VENV)/.runtime-installed
 	$(PY) -m shared.config check instances/$(INSTANCE_NAME).json

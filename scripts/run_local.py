@@ -80,7 +80,7 @@ def local_endpoint_port(url: str) -> int | None:
 
 
 def plan(settings: Settings, environ: dict[str, str], python: str = sys.executable) -> Plan:
-    run_dir = (settings.data_dir / "run").resolve()
+    run_dir = settings.run_dir.resolve()
     notes: list[str] = []
     programs: list[Program] = []
 

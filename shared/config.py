@@ -199,6 +199,9 @@ class Settings:
     tz: str | None = None
     app_root: Path = Path(".")
     data_dir: Path = Path("data")
+    run_dir: Path = Path("data/run")
+    """Files of this run only (supervisord's socket, the bridge's health file): a tmpfs in the
+    container, where the root file system may be read-only."""
     instances_dir: Path = Path("instances")
     config_file: Path | None = None
     credentials: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
@@ -650,6 +653,7 @@ def build_settings(doc: dict[str, Any], env: Mapping[str, str], *, config_file: 
     app_root = default_app_root(env)
     container = _in_container(app_root)
     data_dir = Path(env.get("DATA_DIR") or (app_root / "data" if container else Path("data")))
+    run_dir = Path(env.get("SENSOR_HUB_RUN_DIR") or data_dir / "run")
     ml_cfg = cfg.get("ml", {})
     model_path = Path(ml_cfg.get("model_path", "models/window.pt"))
     ml = MlSettings(model_path=model_path if model_path.is_absolute() else data_dir / model_path,
@@ -679,7 +683,7 @@ def build_settings(doc: dict[str, Any], env: Mapping[str, str], *, config_file: 
         update_interval=doc.get("update_interval", 60), devices=tuple(devices), groups=groups, boards=boards,
         endpoints=endpoints, automations=automations, cache_ttl=float(cfg.get("cache_ttl", 30)),
         services=MappingProxyType(services), ml=ml, mqtt=mqtt, log_level=log_level, log_format=log_format,
-        mode=mode, tz=env.get("TZ") or None, app_root=app_root, data_dir=data_dir,
+        mode=mode, tz=env.get("TZ") or None, app_root=app_root, data_dir=data_dir, run_dir=run_dir,
         instances_dir=instances_dir or default_instances_dir(env), config_file=config_file,
         credentials=MappingProxyType({k[len("CREDS_"):]: v for k, v in env.items() if k.startswith("CREDS_")}),
     )
