@@ -1,4 +1,8 @@
-"""The bridge's only view of the rest of the connector: the state aggregator's REST API."""
+"""The bridge's only view of the rest of the connector: the state aggregator's REST API.
+
+Only this instance's aggregator counts: an answer without our ``X-Instance-Id`` (another
+instance's aggregator on the configured port) is treated as no answer (shared/identity.py).
+"""
 from __future__ import annotations
 
 import threading
@@ -6,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+
+from shared.identity import ForeignInstance, check_instance
 
 
 @dataclass
@@ -20,12 +26,18 @@ class CommandOutcome:
 
 
 class AggregatorUnavailable(Exception):
-    """The aggregator did not answer (refused, timed out, not JSON)."""
+    """The aggregator did not answer (refused, timed out, not JSON), or what answered is another
+    instance's (``foreign``; the message says whose)."""
+
+    def __init__(self, message: str, foreign: bool = False) -> None:
+        super().__init__(message)
+        self.foreign = foreign
 
 
 class AggregatorClient:
-    def __init__(self, base_url: str, timeout: float = 5.0) -> None:
+    def __init__(self, base_url: str, instance_id: str, timeout: float = 5.0) -> None:
         self.base_url = base_url.rstrip("/")
+        self.instance_id = instance_id
         self.timeout = timeout
         self._local = threading.local()  # a requests.Session per thread: sessions are not thread-safe
 
@@ -42,8 +54,11 @@ class AggregatorClient:
     def _get(self, path: str) -> Any:
         try:
             response = self._session().get(self.base_url + path, timeout=self.timeout)
+            check_instance(self.base_url, response.headers, self.instance_id)
             response.raise_for_status()
             return response.json()
+        except ForeignInstance as exc:
+            raise AggregatorUnavailable(exc.reason, foreign=True) from exc
         except (requests.RequestException, ValueError) as exc:
             raise AggregatorUnavailable(f"GET {path}: {exc}") from exc
 
@@ -69,6 +84,10 @@ class AggregatorClient:
             return CommandOutcome(False, {}, "TIMEOUT", f"the aggregator did not answer within {wait:.1f} s")
         except requests.RequestException as exc:
             return CommandOutcome(False, {}, "UNAVAILABLE", f"the aggregator is unreachable ({type(exc).__name__})")
+        try:
+            check_instance(self.base_url, response.headers, self.instance_id)
+        except ForeignInstance as exc:
+            return CommandOutcome(False, {}, "UNAVAILABLE", exc.reason)
         try:
             data = response.json()
         except ValueError:

@@ -43,7 +43,7 @@ class MqttBridge:
                         on_message=self._on_message, on_connection=self._on_connection,
                         subscriptions=lambda: topics.subscriptions(ha=mqtt.ha_discovery), reconnect=reconnect)
         url = aggregator_url or settings.service("state_aggregator").url
-        self.ctx = BridgeContext(settings, topics, bus, link, AggregatorClient(url))
+        self.ctx = BridgeContext(settings, topics, bus, link, AggregatorClient(url, settings.instance_id))
         bus.on("mqtt_connected", self._mark_connected)  # first: features read ctx.mqtt_connected
         bus.on("mqtt_disconnected", self._mark_disconnected)
         self.status = StatusFeature(self.ctx)

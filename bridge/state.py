@@ -33,7 +33,8 @@ class StateFeature(Feature):
         self._stop = threading.Event()
         self._backoff = resync_backoff
         self._follower = EventFollower(ctx.aggregator.events_url, on_events=self._on_events, on_gap=self._on_gap,
-                                       on_state=self._on_stream, name="aggregator")
+                                       on_state=self._on_stream, name="aggregator",
+                                       instance_id=ctx.aggregator.instance_id)
         self._threads = [threading.Thread(target=self._resync_loop, name="bridge resync", daemon=True),
                          threading.Thread(target=self._heartbeat_loop, name="bridge heartbeat", daemon=True)]
         for device in ctx.settings.devices:
@@ -72,6 +73,7 @@ class StateFeature(Feature):
 
     def _resync_loop(self) -> None:
         failures = 0
+        logged: str | None = None  # what the log last said about an outage: said once, not per retry
         while not self._stop.is_set():
             self._resync_wanted.wait()
             if self._stop.is_set():
@@ -82,8 +84,12 @@ class StateFeature(Feature):
                 devices = self.ctx.aggregator.devices()
             except AggregatorUnavailable as exc:
                 failures += 1
-                if failures == 1:
+                # A refusal names whose aggregator answered, so a new one is news; connection
+                # errors differ in detail on every retry, so only the first is.
+                problem = str(exc) if exc.foreign else "unreachable"
+                if problem != logged:
                     log.warning("aggregator unreachable: %s", exc)
+                    logged = problem
                 self.ctx.bus.emit("aggregator_ready", ready=False)
                 low, high = self._backoff
                 self._stop.wait(min(high, low * 2 ** min(failures - 1, 8)))
@@ -91,7 +97,7 @@ class StateFeature(Feature):
                 continue
             if failures:
                 log.info("aggregator reachable again")
-            failures = 0
+            failures, logged = 0, None
             self.ctx.bus.emit("snapshot", devices=devices, pulled_at=pulled_at)
 
     def _heartbeat_loop(self) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from werkzeug.serving import ThreadedWSGIServer
 
 from shared.logs import setup_logging
+from shared.ports import PORT_UNAVAILABLE_EXIT, port_problem
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ def serve(app_factory: Callable[[Any], Any], settings: Any, service_name: str,
     """Run ``app_factory(settings)`` under gunicorn on ``settings.service(service_name)``.
 
     Blocks until gunicorn exits (SIGTERM/SIGINT stop it gracefully). The app is built in the
-    worker process, so threads it starts live there.
+    worker process, so threads it starts live there. A port that is already taken ends the
+    program at once (exit status 3) with one log line naming the setting to change.
     """
     from gunicorn.app.base import BaseApplication
 
@@ -71,6 +73,10 @@ def serve(app_factory: Callable[[Any], Any], settings: Any, service_name: str,
     secrets = [password] if password else []
     setup_logging(service_name, level=level, fmt=fmt, secrets=secrets)
     address = settings.service(service_name)
+    problem = port_problem(settings, service_name)
+    if problem is not None:  # before gunicorn, which would retry for seconds and not say what to change
+        log.critical("%s", problem)
+        raise SystemExit(PORT_UNAVAILABLE_EXIT)
     options = gunicorn_options(address.host, address.port, threads, access_log, level)
     options["proc_name"] = service_name
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from shared import jsonio
 from shared.clock import now_iso
+from shared.identity import ForeignInstance, check_instance
 
 log = logging.getLogger(__name__)
 
@@ -385,6 +386,11 @@ class EventFollower:
     Reconnects with exponential backoff and jitter, sending ``Last-Event-ID``. ``read_timeout``
     should be a little longer than the publisher's heartbeat so a dead peer is noticed.
     Callback exceptions are logged, never fatal.
+
+    With ``instance_id``, a stream that does not carry that ``X-Instance-Id`` (another
+    instance's service on the configured port, or no sensor-hub service at all) is refused
+    like a failed connection and retried with the same backoff; ``refused`` says why, and
+    the log says it once per new reason (shared/identity.py).
     """
 
     def __init__(self, url: str, on_event: Callable[[Event], None] | None = None,
@@ -392,7 +398,8 @@ class EventFollower:
                  on_state: Callable[[bool], None] | None = None,
                  backoff: tuple[float, float] = (0.1, 5.0), read_timeout: float = 15.0,
                  connect_timeout: float = 5.0, name: str | None = None,
-                 on_events: Callable[[list[Event]], None] | None = None) -> None:
+                 on_events: Callable[[list[Event]], None] | None = None,
+                 instance_id: str | None = None) -> None:
         import requests  # the follower is the only part that needs it
 
         if (on_event is None) == (on_events is None):
@@ -402,6 +409,7 @@ class EventFollower:
         self._on_event, self._on_events, self._on_gap, self._on_state = on_event, on_events, on_gap, on_state
         self._batch: list[Event] = []
         self._backoff = backoff
+        self._instance_id = instance_id
         self._timeouts = (connect_timeout, read_timeout)
         self._session = requests.Session()
         self._stop = threading.Event()
@@ -410,6 +418,7 @@ class EventFollower:
         self._thread: threading.Thread | None = None
         self._position: tuple[str, int] | None = None
         self.connected = False
+        self.refused: str | None = None  # why the last stream was refused as not ours
         self.connects = 0
         self.failures = 0
         self.gaps = 0
@@ -444,8 +453,14 @@ class EventFollower:
             received = False
             try:
                 received = self._follow_once()
+            except ForeignInstance as exc:
+                self.failures += 1
+                if exc.reason != self.refused:  # once per reason: retries do not flood the log
+                    log.warning("event stream %s refused: %s", self.name, exc.reason)
+                self.refused = exc.reason
             except Exception as exc:  # noqa: BLE001 - any failure means: reconnect later
                 self.failures += 1
+                self.refused = None
                 if not self._stop.is_set():
                     level = logging.WARNING if attempt == 0 else logging.DEBUG
                     log.log(level, "event stream %s: %s", self.name, _describe(exc))
@@ -474,12 +489,15 @@ class EventFollower:
             self._response = response
         if self._stop.is_set():
             return False
+        # Whose stream it is comes first: another instance's answer is refused whatever it says.
+        check_instance(self.url, response.headers, self._instance_id)
         if response.status_code != 200:
             raise ConnectionError(f"HTTP {response.status_code} from {self.url}")
         content_type = response.headers.get("Content-Type", "")
         if not content_type.startswith("text/event-stream"):
             raise ConnectionError(f"{self.url} is not an event stream (Content-Type {content_type!r})")
         self.connected = True
+        self.refused = None
         self.connects += 1
         log.info("event stream %s connected", self.name)
         self._call(self._on_state, True)

@@ -1,8 +1,10 @@
 """What every service's Flask app shares: JSON errors (never HTML), JSON responses that are
-pretty for curl, ``/health``, ``/errors`` and ``/metrics`` building blocks.
+pretty for curl, the ``X-Instance-Id`` header, ``/health``, ``/errors`` and ``/metrics`` building
+blocks.
 
     app = Flask(__name__)
     install_error_handlers(app, error_log)
+    install_instance_header(app, settings.instance_id)
     raise ApiError("UNKNOWN_DEVICE", "No device 'x'.", 404, known=["t1"])   # in a route
 """
 from __future__ import annotations
@@ -22,6 +24,7 @@ from werkzeug.exceptions import HTTPException
 
 from shared import jsonio
 from shared.clock import now_iso
+from shared.identity import INSTANCE_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,17 @@ def install_error_handlers(app: Flask, error_log: ErrorLog | None = None) -> Non
             error_log.add("INTERNAL_ERROR", f"{request.method} {request.path}: {type(exc).__name__}: {exc}",
                           severity="error")
         return json_error("INTERNAL_ERROR", "Internal error; the service log has the details.", 500)
+
+
+def install_instance_header(app: Flask, instance_id: str) -> None:
+    """Every response of ``app`` — errors and ``/events`` streams included — names its instance
+    in ``X-Instance-Id``, so a follower can refuse another instance's service on its port
+    (shared/identity.py)."""
+
+    @app.after_request
+    def _name_instance(response: Response) -> Response:
+        response.headers[INSTANCE_HEADER] = instance_id
+        return response
 
 
 def health_response(checks: dict[str, tuple[bool, str]], **extra: Any) -> Response:

@@ -202,7 +202,8 @@ class HttpPoller:
         elif failing:
             body["failing"] = failing
         body.update(checks={name: {"ok": ok, "detail": detail} for name, (ok, detail) in checks.items()},
-                    service=SERVICE, endpoints={e.endpoint_id: e.status() for e in self.endpoints.values()})
+                    service=SERVICE, instance_id=self.settings.instance_id,
+                    endpoints={e.endpoint_id: e.status() for e in self.endpoints.values()})
         return (503 if down else 200), body
 
     # ------------------------------------------------------------------ commands

@@ -8,7 +8,7 @@ from flask import Flask, Response, request
 
 from shared.config import Settings
 from shared.handler_api import install_handler_api
-from shared.web import ApiError, health_response, install_error_handlers, json_response
+from shared.web import ApiError, health_response, install_error_handlers, install_instance_header, json_response
 
 from .service import SERVICE, MlInference
 
@@ -30,13 +30,15 @@ def create_app(settings: Settings, service: MlInference | None = None) -> Flask:
     app = Flask(__name__)
     app.extensions[SERVICE] = service
     install_error_handlers(app, service.errors)
+    install_instance_header(app, settings.instance_id)
     service.metrics.install(app)
     install_handler_api(app, service)
 
     @app.get("/health")
     def health() -> Response:
-        return health_response(service.health_checks(), service=SERVICE, model=service.recommender.info()
-                               .get("model"), automations=len(service.automations.by_id))
+        return health_response(service.health_checks(), service=SERVICE, instance_id=settings.instance_id,
+                               model=service.recommender.info().get("model"),
+                               automations=len(service.automations.by_id))
 
     @app.post("/predict")
     def predict() -> Response:

@@ -7,7 +7,7 @@ from flask import Flask
 
 from shared.config import Settings
 from shared.handler_api import install_handler_api, json_object_body
-from shared.web import health_response, install_error_handlers, json_response
+from shared.web import health_response, install_error_handlers, install_instance_header, json_response
 
 from .handler import SerialHandler, UnknownBoard
 
@@ -21,6 +21,7 @@ def create_app(settings: Settings, handler: SerialHandler | None = None) -> Flas
     app = Flask(__name__)
     app.extensions["serial_handler"] = handler
     install_error_handlers(app, handler.errors)
+    install_instance_header(app, settings.instance_id)
     handler.metrics.install(app)
     install_handler_api(app, handler)
 
@@ -31,7 +32,7 @@ def create_app(settings: Settings, handler: SerialHandler | None = None) -> Flas
 
     @app.get("/health")
     def health():
-        return health_response(handler.health_checks(), service="serial_handler",
+        return health_response(handler.health_checks(), service="serial_handler", instance_id=settings.instance_id,
                                boards={b: link.state for b, link in handler.links.items()})
 
     @app.get("/boards")

@@ -43,7 +43,8 @@ class StateAggregator:
         self.error_log = ErrorLog(SERVICE)
         names = [n for n in settings.services if n in HANDLER_SERVICES or self.registry.owned_by(n)]
         self.clients: dict[str, HandlerClient] = {
-            name: HandlerClient(name, settings.service(name).url, self, backoff=follower_backoff)
+            name: HandlerClient(name, settings.service(name).url, self, settings.instance_id,
+                                backoff=follower_backoff)
             for name in names}
         for service in self.registry.services():
             if service not in self.clients:  # a device owned by a service with no address
@@ -300,6 +301,8 @@ class StateAggregator:
         200 while the aggregator can serve at least one live device (or owns none); 503 when
         every service that owns enabled devices is down — then nothing it says is current. An
         absent service (``service not running``) makes the status ``degraded``, not 503.
+        ``reasons`` names every service that is not ``ok`` (a port held by another instance's
+        service reads as the sentence saying so).
         """
         probes = {name: self._pool.submit(client.health) for name, client in self.clients.items()}
         services: dict[str, Any] = {}
@@ -330,6 +333,8 @@ class StateAggregator:
                 "events": self.publisher.stats()}
         if code == 503:
             body["reasons"] = [f"{n}: {services[n]['status']}" for n in owning]
+        elif failing := [f"{n}: {s['status']}" for n, s in services.items() if s["status"] != "ok"]:
+            body["reasons"] = failing
         return code, body
 
     def errors(self) -> list[dict[str, Any]]:

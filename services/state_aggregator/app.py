@@ -6,7 +6,7 @@ from typing import Any
 from flask import Flask, Response, request
 
 from shared.config import DEVICE_TYPES, Settings
-from shared.web import ApiError, Metrics, install_error_handlers, json_response
+from shared.web import ApiError, Metrics, install_error_handlers, install_instance_header, json_response
 
 from .aggregator import SERVICE, StateAggregator
 from .commands import CommandError
@@ -42,6 +42,7 @@ def create_app(settings: Settings, aggregator: StateAggregator | None = None) ->
     app = Flask(__name__)
     app.config["aggregator"] = aggregator
     install_error_handlers(app, aggregator.error_log)
+    install_instance_header(app, settings.instance_id)
     metrics = Metrics(SERVICE)
     metrics.install(app)
     metrics.gauge_function("devices_online", "Devices online", lambda: aggregator.registry.counts()["online"])
@@ -78,7 +79,7 @@ def create_app(settings: Settings, aggregator: StateAggregator | None = None) ->
         include = request.args.get("include", "")
         views = aggregator.device_views(include_state="state" in include.split(","),
                                         type=device_type, online=_flag("online"))
-        return json_response({"devices": views, "count": len(views)})
+        return json_response({"devices": views, "count": len(views), "instance_id": settings.instance_id})
 
     @app.get("/device/<device_id>")
     def device(device_id: str) -> Response:

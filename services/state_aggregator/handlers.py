@@ -11,6 +11,9 @@ It decides only what the handler's condition is and tells its :class:`HandlerLis
 * stream not connected at all (the handler died before the follower ever got through) -> a
   watchdog probes ``/health`` every ``watch_interval`` until either the stream is up or the
   handler is known to be down: the follower reports only transitions, so it would say nothing.
+
+Every answer must carry this instance's ``X-Instance-Id`` (shared/identity.py): a service of
+another instance on the configured port is treated as unreachable, its sentence as the reason.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from shared.connection import is_refused
+from shared.identity import ForeignInstance, check_instance
 from shared.sse import Event, EventFollower
 
 from .registry import SERVICE_NOT_RUNNING
@@ -68,11 +72,12 @@ class HandlerListener(Protocol):
 class HandlerClient:
     """The aggregator's link to one handler service."""
 
-    def __init__(self, service: str, url: str, listener: HandlerListener,
+    def __init__(self, service: str, url: str, listener: HandlerListener, instance_id: str,
                  backoff: tuple[float, float] = (0.1, 2.0), read_timeout: float = 15.0,
                  watch_interval: float = 1.0) -> None:
         self.service = service
         self.url = url.rstrip("/")
+        self.instance_id = instance_id
         self._listener = listener
         self._session = requests.Session()
         # Group commands fan out concurrently: allow as many pooled connections as threads.
@@ -81,7 +86,8 @@ class HandlerClient:
         self._follower = EventFollower(f"{self.url}/events", on_event=self._on_event,
                                        on_gap=self._on_gap, on_state=self._on_stream,
                                        backoff=backoff, read_timeout=read_timeout,
-                                       connect_timeout=CONNECT_TIMEOUT_S, name=service)
+                                       connect_timeout=CONNECT_TIMEOUT_S, name=service,
+                                       instance_id=instance_id)
         self._starter: threading.Thread | None = None
         self._watch_interval = watch_interval
         self._stopping = threading.Event()
@@ -150,12 +156,13 @@ class HandlerClient:
                  **kwargs: Any) -> requests.Response:
         """One request. A GET whose connection dropped under it (neither refused nor timed
         out) is sent once more: that is a pooled keep-alive connection the handler closed a
-        moment ago (it restarted its streams), not a handler that is down."""
+        moment ago (it restarted its streams), not a handler that is down. An answer from
+        another instance's service is no answer (HandlerUnavailable with the reason why)."""
         attempts = 2 if method == "GET" else 1
         for attempt in range(1, attempts + 1):
             try:
-                return self._session.request(method, f"{self.url}{path}",
-                                             timeout=timeout or (CONNECT_TIMEOUT_S, READ_TIMEOUT_S), **kwargs)
+                response = self._session.request(method, f"{self.url}{path}",
+                                                 timeout=timeout or (CONNECT_TIMEOUT_S, READ_TIMEOUT_S), **kwargs)
             except requests.Timeout as exc:
                 raise HandlerUnavailable(self.service, NOT_RESPONDING, str(exc)[:200], timed_out=True) from exc
             except requests.RequestException as exc:
@@ -164,6 +171,13 @@ class HandlerClient:
                     reason = SERVICE_NOT_RUNNING if refused else NOT_RESPONDING
                     raise HandlerUnavailable(self.service, reason, str(exc)[:200]) from exc
                 log.debug("%s %s%s: %s; trying once more", method, self.service, path, exc)
+                continue
+            try:
+                check_instance(self.url, response.headers, self.instance_id)
+            except ForeignInstance as exc:
+                response.close()
+                raise HandlerUnavailable(self.service, exc.reason) from exc
+            return response
         raise AssertionError("unreachable")
 
     def _json(self, response: requests.Response) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """A small real HTTP server that speaks the state aggregator's API (docs/architecture.md):
 ``GET /devices?include=state``, ``POST /device/<id>/cmd``, ``POST /group/<id>/cmd``,
 ``GET /health`` and ``GET /events`` (a real shared.sse.EventPublisher). Tests drive it:
-``set_state``, ``emit_event``, ``set_online``, and read the commands it received."""
+``set_state``, ``emit_event``, ``set_online``, and read the commands it received. Like the real
+one it names its instance on every answer (``X-Instance-Id``): the settings' unless
+``instance_id`` says otherwise (another instance's aggregator on the bridge's port)."""
 from __future__ import annotations
 
 import threading
@@ -13,10 +15,12 @@ from flask import Flask, jsonify, request
 from shared.config import Settings
 from shared.server import ThreadedServer, run_in_thread
 from shared.sse import EventPublisher
+from shared.web import install_instance_header
 
 
 class FakeAggregator:
-    def __init__(self, settings: Settings, port: int = 0) -> None:
+    def __init__(self, settings: Settings, port: int = 0, instance_id: str | None = None) -> None:
+        self.instance_id = instance_id or settings.instance_id
         self.publisher = EventPublisher(heartbeat_s=1.0)
         self.lock = threading.Lock()
         self.devices: dict[str, dict[str, Any]] = {
@@ -69,6 +73,7 @@ class FakeAggregator:
 
     def _build(self) -> Flask:
         app = Flask(__name__)
+        install_instance_header(app, self.instance_id)
 
         @app.get("/health")
         def health():

@@ -20,7 +20,9 @@ def test_devices_come_online_with_their_values_and_the_api_describes_them(simula
     assert view["endpoint"] == "esp" and view["key"] == "outdoor_temperature" and view["last_seen"]
     sensors = svc.get("/sensors").json()["sensors"]
     assert [s["device_id"] for s in sensors] == ["balcony", "relay"]
-    assert svc.get("/health").status_code == 200
+    health = svc.get("/health")
+    assert health.status_code == 200
+    assert health.json()["instance_id"] == health.headers["X-Instance-Id"] == "sensor_hub_01"
     endpoint = svc.endpoint("esp")
     assert endpoint["status"] == "online" and endpoint["profile"] == "esphome" and endpoint["polls"] >= 1
     assert endpoint["devices"] == ["balcony", "relay"]

@@ -63,7 +63,9 @@ def test_a_corrupt_model_file_keeps_the_service_up_and_says_why(ml_service, defa
     shutil.copyfile(default_model, model_path)
     reloaded = ml.post("/model/reload")
     assert reloaded.status_code == 200 and reloaded.json()["status"] == "ready"
-    assert ml.get("/health").status_code == 200 and ml.post("/predict", HOT).status_code == 200
+    health = ml.get("/health")
+    assert health.status_code == 200 and ml.post("/predict", HOT).status_code == 200
+    assert health.json()["instance_id"] == health.headers["X-Instance-Id"] == "sensor_hub_01"
 
 
 def test_a_missing_model_file_is_created_with_the_default_weights(ml_service, default_model: Path):

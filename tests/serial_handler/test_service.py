@@ -165,13 +165,15 @@ def test_rest_endpoints_answer_json(board) -> None:
     assert all({"device_id", "type", "online", "state", "last_seen", "reason"} <= set(s) for s in sensors)
     health = service.get("/health")
     assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert health.json()["instance_id"] == health.headers["X-Instance-Id"] == "sensor_hub_01"
     boards = service.get("/boards").json()["boards"]
     assert boards[0]["board_id"] == "b1" and boards[0]["fw"] and boards[0]["reported_board_id"] == "b1"
     assert boards[0]["counters"]["lines_ok"] > 0
     assert "errors" in service.get("/errors").json()
     metrics = service.get("/metrics").text
     assert 'sensor_hub_serial_lines_total{board="b1"}' in metrics
-    assert service.get("/nowhere").json()["error"] == "NOT_FOUND"
+    nowhere = service.get("/nowhere")
+    assert nowhere.json()["error"] == "NOT_FOUND" and nowhere.headers["X-Instance-Id"] == "sensor_hub_01"
 
 
 def test_the_command_id_is_in_every_log_line_about_the_command(board) -> None:

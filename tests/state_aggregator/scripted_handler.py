@@ -3,7 +3,9 @@ on a real loopback HTTP server, backed by a real EventPublisher.
 
 It stands in for any handler (http_poller, ml_inference, or serial_handler edge cases a board
 cannot produce on demand: a REJECTED command, a hang, a stream that drops while the process
-lives). It records every command and every pull so tests can assert what reached it.
+lives). It records every command and every pull so tests can assert what reached it. Like a
+real handler it names its instance on every answer (``X-Instance-Id``): the example instance's
+unless told otherwise.
 """
 from __future__ import annotations
 
@@ -18,12 +20,18 @@ from flask import Flask, Response, jsonify, request
 
 from shared.server import ThreadedServer, run_in_thread
 from shared.sse import EventPublisher, now_iso
+from shared.web import install_instance_header
+
+EXAMPLE_INSTANCE_ID = "sensor_hub_01"
+"""The instance of instances/sensor_hub_01.json, which the aggregator tests build on."""
 
 
 class ScriptedHandler:
-    def __init__(self, devices: Iterable[tuple[str, str]], port: int) -> None:
+    def __init__(self, devices: Iterable[tuple[str, str]], port: int,
+                 instance_id: str = EXAMPLE_INSTANCE_ID) -> None:
         """``devices``: (device_id, type) pairs; all online with an empty state at first."""
         self.port = port
+        self.instance_id = instance_id
         self.lock = threading.Lock()
         self.views: dict[str, dict[str, Any]] = {
             device_id: {"device_id": device_id, "type": device_type, "online": True, "state": {},
@@ -84,6 +92,7 @@ class ScriptedHandler:
 
     def _build_app(self) -> Flask:
         app = Flask(__name__)
+        install_instance_header(app, self.instance_id)
 
         def unknown(device_id: str) -> tuple[Response, int]:
             return jsonify(error="UNKNOWN_DEVICE", message=f"no device {device_id}", known=list(self.views)), 404
@@ -160,7 +169,7 @@ def main(argv: list[str]) -> None:
     port, path = int(argv[0]), argv[1]
     doc = json.loads(open(path, encoding="utf-8").read())
     devices = [(d["device_id"], d["type"]) for d in doc["devices"] if "board" in d.get("source", {})]
-    handler = ScriptedHandler(devices, port)
+    handler = ScriptedHandler(devices, port, doc["instance_id"])
     for index, (device_id, _) in enumerate(devices):
         handler.views[device_id]["state"] = {"value": index}
         handler.views[device_id]["last_seen"] = now_iso()

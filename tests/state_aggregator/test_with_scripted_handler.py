@@ -41,7 +41,8 @@ def test_health_reports_each_service_without_failing_for_an_absent_one(rig):
     body = response.json()
     assert body["services"]["serial_handler"]["status"] == "ok"
     assert body["services"]["http_poller"]["status"] == "service not running"
-    assert body["status"] == "degraded"
+    assert body["status"] == "degraded" and "http_poller: service not running" in body["reasons"]
+    assert body["instance_id"] == response.headers["X-Instance-Id"] == "sensor_hub_01"
 
 
 def test_a_reading_reaches_devices_and_events_with_its_source(rig):
