@@ -8,6 +8,14 @@
 # Defaults are what a user's machine needs. `make image` (and the container tests) name another
 # base image and wheel source through the build arguments below.
 ARG BASE_IMAGE=python:3.11-slim
+
+# The programs, byte-compiled here (the root file system may be read-only at run time) and
+# copied into the image in one layer below. Only what .dockerignore lets in: no tests,
+# firmware, benchmarks or docs.
+FROM ${BASE_IMAGE} AS code
+COPY . /opt/sensor-hub/app/
+RUN python3 -m compileall -q /opt/sensor-hub/app
+
 FROM ${BASE_IMAGE}
 
 # pip arguments that decide where torch comes from: its CPU wheel index by default (PyPI's
@@ -38,25 +46,9 @@ RUN groupadd --system --gid ${SENSOR_HUB_UID} sensorhub \
  && mkdir -p /app/data /app/instances \
  && chown sensorhub:sensorhub /app/data
 
-# One layer for every dependency: torch first, from TORCH_SOURCE, so that the requirements'
-# torch==2.13.0 is already satisfied and never fetched from PyPI.
-COPY requirements.txt /opt/sensor-hub/requirements.txt
-RUN python3 -m venv /opt/sensor-hub/venv \
- && pip install ${TORCH_SOURCE} torch==2.13.0 \
- && pip install ${PIP_SOURCE} -r /opt/sensor-hub/requirements.txt
-
-# Only what the programs run: no tests, firmware sources for boards, benchmarks or docs.
-COPY shared/ /opt/sensor-hub/app/shared/
-COPY services/ /opt/sensor-hub/app/services/
-COPY bridge/ /opt/sensor-hub/app/bridge/
-COPY scripts/__init__.py scripts/healthcheck.py scripts/container_start.py scripts/stop_on_fatal.py \
-     /opt/sensor-hub/app/scripts/
-COPY mqtt_bridge.py supervisord.conf setup.json manifest.json /opt/sensor-hub/app/
-# Byte-compiled at build time: the root file system may be read-only at run time.
-RUN python -m compileall -q /opt/sensor-hub/app
-
+# Image settings before the big layers: with Docker's vfs storage driver every later step copies
+# the whole file system.
 WORKDIR /opt/sensor-hub/app
-USER sensorhub
 VOLUME ["/app/data"]
 
 # Every program running, each service's /health, and the bridge's broker link (scripts/healthcheck.py).
@@ -65,3 +57,13 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
 
 # Checks the instance file and the ports, then execs supervisord (PID 1).
 CMD ["python", "-m", "scripts.container_start"]
+
+# One layer for every dependency: torch first, from TORCH_SOURCE, so that the requirements'
+# torch==2.13.0 is already satisfied and never fetched from PyPI.
+COPY requirements.txt /opt/sensor-hub/requirements.txt
+RUN python3 -m venv /opt/sensor-hub/venv \
+ && pip install ${TORCH_SOURCE} torch==2.13.0 \
+ && pip install ${PIP_SOURCE} -r /opt/sensor-hub/requirements.txt
+
+COPY --from=code /opt/sensor-hub/app /opt/sensor-hub/app
+USER sensorhub

@@ -59,7 +59,7 @@ class HealthFileFeature(Feature):
         for event in ("mqtt_connected", "mqtt_disconnected", "aggregator_ready"):
             ctx.bus.on(event, self._changed)
 
-    def _changed(self, *args: Any) -> None:
+    def _changed(self, **_: Any) -> None:
         self._wake.set()
 
     def start(self) -> None:

@@ -2,9 +2,11 @@
 
 - **Engine.** ``DOCKER_HOST`` or the default socket when an engine answers there; otherwise a
   private ``dockerd`` (Debian's docker.io) started on ``/tmp/sensor-hub-docker/docker.sock`` with
-  host networking only and the vfs storage driver, which run inside containers and sandboxes
-  where iptables and overlay mounts do not. Its images live in ``$SENSOR_HUB_CACHE/docker``
-  (default ``~/.cache/sensor-hub``), so later builds reuse the layer cache.
+  host networking only (no iptables, no bridge: that is what runs inside sandboxes) and the
+  overlay2 storage driver, or vfs where overlay mounts are refused (vfs copies the whole file
+  system for every layer and container: slow, but it works anywhere). Its images live in
+  ``$SENSOR_HUB_CACHE/docker-<driver>`` (default ``~/.cache/sensor-hub``), so later builds reuse
+  the layer cache.
 - **Base image.** ``BASE_IMAGE`` when set; the Dockerfile's ``python:3.11-slim`` when the engine
   has it or can pull it; otherwise ``sensor-hub-base:bookworm``, built once from Debian packages
   with ``debootstrap`` (Python 3.11, venv, pip and the host's CA bundle).
@@ -24,7 +26,6 @@ import http.server
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,7 @@ PRIVATE_ENGINE_DIR = Path("/tmp/sensor-hub-docker")  # short: unix socket paths 
 WHEEL_PORT = 18765  # fixed, so the build argument (and the layer cache) stays the same between builds
 TORCH_WHEEL_GLOB = "torch-2.13.0*cp311*.whl"
 DEBIAN_PACKAGES = "python3,python3-venv,python3-pip,ca-certificates"
+STORAGE_DRIVERS = ("overlay2", "vfs")
 
 
 class ImageError(RuntimeError):
@@ -123,14 +125,24 @@ def connect_engine(start: bool = True) -> DockerEngine:
 def start_private_engine(deadline_s: float = 90.0) -> DockerEngine:
     if os.geteuid() != 0:
         raise ImageError("no Docker engine answers and starting one needs root (run as root, or start dockerd)")
+    errors = []
+    for driver in STORAGE_DRIVERS:
+        try:
+            return _start_dockerd(driver, deadline_s)
+        except ImageError as exc:
+            errors.append(f"{driver}: {exc}")
+    raise ImageError("could not start dockerd: " + "; ".join(errors))
+
+
+def _start_dockerd(driver: str, deadline_s: float) -> DockerEngine:
     dockerd = _require("dockerd", "docker.io")
     PRIVATE_ENGINE_DIR.mkdir(parents=True, exist_ok=True)
-    data_root = cache_dir() / "docker"
+    data_root = cache_dir() / f"docker-{driver}"
     data_root.mkdir(parents=True, exist_ok=True)
     sock = PRIVATE_ENGINE_DIR / "docker.sock"
     log = open(PRIVATE_ENGINE_DIR / "dockerd.log", "ab")  # noqa: SIM115 - the engine's lifetime
     process = subprocess.Popen(
-        [dockerd, "--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs",
+        [dockerd, "--iptables=false", "--ip6tables=false", "--bridge=none", f"--storage-driver={driver}",
          f"--data-root={data_root}", f"--exec-root={PRIVATE_ENGINE_DIR / 'exec'}",
          f"--pidfile={PRIVATE_ENGINE_DIR / 'dockerd.pid'}", f"--host=unix://{sock}"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

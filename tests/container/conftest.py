@@ -4,7 +4,8 @@ Session fixtures: a Docker engine (the machine's, or a private dockerd; scripts/
 image, a private Mosquitto on loopback, and a folder laid out like the platform's: a stand-in
 for its own ``shared/`` package, the connector's ``instances/`` and an ``.env``. Containers run
 with the platform's flags (docs/container.md): host network, restart unless-stopped, the
-platform's environment, its three read-only mounts, and a data volume.
+platform's environment and its three read-only mounts; /app/data is the image's volume (the
+platform mounts none, so Docker gives each container an anonymous one).
 
 Only `make container-test` runs these (marker ``container``).
 """
@@ -166,12 +167,14 @@ def start_instance(engine: DockerEngine, platform: Path, image: str, instance_id
             "-v", f"{platform / 'shared'}:/app/shared:ro",
             "-v", f"{platform / 'instances'}:/app/instances:ro",
             "-v", f"{platform / '.env'}:/app/.env:ro",
-            "-v", f"sensor-hub-test-{instance_id}-data:/app/data",
             # the tests need the health status to follow within seconds, not the image's 10 s
             "--health-interval", health_interval, "--health-retries", "2", "--health-start-period", "60s"]
     if board:
         instance.board = EmulatorProcess("--board-id", "board", "--interval-ms", "1000")
-        args += ["--device", f"{board_device(instance.board)}:/dev/ttyUSB0"]
+        # A pseudo-terminal opens only through its own devpts mount (a device node made from its
+        # numbers answers EIO), so the emulated board is bind-mounted where a real one would be
+        # passed with --device; Docker's default device rules already allow ptys (char 136).
+        args += ["-v", f"{board_device(instance.board)}:/dev/ttyUSB0"]
     args += instance.extra_args
     engine.docker(*args, image)
     return instance
