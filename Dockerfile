@@ -36,7 +36,8 @@ ENV PYTHONUNBUFFERED=1 \
     CONNECTOR_TYPE=sensor-hub \
     MODE=production \
     DATA_DIR=/app/data \
-    SENSOR_HUB_RUN_DIR=/tmp/sensor-hub
+    SENSOR_HUB_RUN_DIR=/tmp/sensor-hub \
+    SENSOR_HUB_BUNDLED_MODEL=/opt/sensor-hub/models/window.pt
 
 # The user the programs run as: not root, in dialout so that boards passed with --device open.
 # /app/data belongs to it, so a named volume created from the image is writable.
@@ -66,4 +67,7 @@ RUN python3 -m venv /opt/sensor-hub/venv \
  && pip install ${PIP_SOURCE} -r /opt/sensor-hub/requirements.txt
 
 COPY --from=code /opt/sensor-hub/app /opt/sensor-hub/app
+# The window model's default weights, trained once here: a new instance copies them into its data
+# volume instead of training at its first start (seconds here, minutes on a small board).
+RUN python -m services.ml_inference.train --out /opt/sensor-hub/models/window.pt
 USER sensorhub

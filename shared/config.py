@@ -146,6 +146,9 @@ class MlSettings:
     model_path: Path
     threads: int = 1
     confidence_threshold: float = 0.6
+    bundled_model: Path | None = None
+    """The default weights shipped in the image (``SENSOR_HUB_BUNDLED_MODEL``): copied to a
+    missing ``model_path`` instead of training them at start (seconds here, minutes on a Pi)."""
 
 
 @dataclass(frozen=True)
@@ -658,7 +661,9 @@ def build_settings(doc: dict[str, Any], env: Mapping[str, str], *, config_file: 
     model_path = Path(ml_cfg.get("model_path", "models/window.pt"))
     ml = MlSettings(model_path=model_path if model_path.is_absolute() else data_dir / model_path,
                     threads=ml_cfg.get("threads", 1),
-                    confidence_threshold=float(ml_cfg.get("confidence_threshold", 0.6)))
+                    confidence_threshold=float(ml_cfg.get("confidence_threshold", 0.6)),
+                    bundled_model=Path(env["SENSOR_HUB_BUNDLED_MODEL"]) if env.get("SENSOR_HUB_BUNDLED_MODEL")
+                    else None)
 
     log_level = (env.get("LOG_LEVEL") or "INFO").strip().upper()
     if log_level not in LOG_LEVELS:

@@ -9,10 +9,13 @@ says why, and predictions answer ``MODEL_UNAVAILABLE`` until the file is fixed a
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -71,6 +74,8 @@ class Recommender:
         A broken file leaves the previous model in use, if there was one, and says why."""
         path = self.ml.model_path
         try:
+            if not path.exists() and self._copy_bundled(path):
+                self._created_default = True
             if not path.exists():
                 self._set_status(TRAINING, f"{path} is missing: training the default weights")
                 log.info("model file %s is missing: training the default weights", path)
@@ -90,6 +95,19 @@ class Recommender:
         with self._lock:
             self._loaded, self._status, self._reason, self._loaded_at = loaded, READY, None, now_iso()
         log.info("model %s loaded from %s", loaded.version, path)
+
+    def _copy_bundled(self, path: Path) -> bool:
+        """The image's default weights into a missing model file: what training would write
+        (the same seed), without the seconds (minutes on a small board) it takes."""
+        bundled = self.ml.bundled_model
+        if bundled is None or not bundled.is_file():
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp")
+        shutil.copyfile(bundled, temporary)
+        os.replace(temporary, path)  # never a half-written model file
+        log.info("model file %s was missing: copied the default weights from %s", path, bundled)
+        return True
 
     def _set_status(self, status: str, reason: str | None) -> None:
         with self._lock:

@@ -151,3 +151,27 @@ def test_saving_replaces_the_file_atomically(tmp_path: Path):
     digest = save_model(WindowModel(), path)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
     assert [p.name for p in tmp_path.iterdir()] == ["window.pt"]  # no temporary file left behind
+
+
+def test_a_missing_model_file_gets_the_bundled_default_weights_without_training(tmp_path: Path,
+                                                                               default_model: Path):
+    from services.ml_inference.recommender import Recommender
+    from shared.config import MlSettings
+
+    target = tmp_path / "data" / "models" / "window.pt"
+    recommender = Recommender(MlSettings(model_path=target, bundled_model=default_model))
+    recommender.load()
+    assert target.read_bytes() == default_model.read_bytes()
+    assert recommender.ready and recommender.info()["created_default"] is True
+    assert not list(target.parent.glob("*.tmp"))
+
+
+def test_without_a_bundled_model_a_missing_file_is_trained(tmp_path: Path, default_model: Path):
+    from services.ml_inference.recommender import Recommender
+    from shared.config import MlSettings
+
+    target = tmp_path / "window.pt"
+    recommender = Recommender(MlSettings(model_path=target, bundled_model=tmp_path / "not-there.pt"))
+    recommender.load()
+    assert recommender.ready
+    assert target.read_bytes() == default_model.read_bytes()  # the same seed: the same weights
