@@ -12,7 +12,7 @@ from typing import Any
 
 from bench.harness import Result, _fmt
 
-UNITS = {"_ms": "ms", "_s": "s", "_per_s": "/s", "_pct": "%", "_mib": "MiB"}
+UNITS = {"_ms": "ms", "_s": "s", "_per_s": "/s", "_pct": "%", "_mib": "MiB", "_mb": "MB"}
 
 
 def machine() -> dict[str, Any]:

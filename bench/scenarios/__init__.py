@@ -6,7 +6,7 @@ import pkgutil
 
 from bench.harness import Scenario
 
-ORDER = ("ceiling_", "serial_", "aggregator_", "mqtt_", "e2e_")
+ORDER = ("ceiling_", "serial_", "aggregator_", "mqtt_", "ml_", "e2e_", "container_")
 
 
 def _rank(name: str) -> tuple[int, str]:
