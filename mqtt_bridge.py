@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 from shared.config import load_settings_or_exit
+from shared.exiting import exit_now
 from shared.logs import setup_logging
 
 
@@ -17,7 +18,10 @@ def main() -> int:
                   secrets=[settings.mqtt.password or ""])
     from bridge.bridge import MqttBridge  # after logging, so import-time messages are formatted
 
-    MqttBridge(settings).run_forever()
+    bridge = MqttBridge(settings)
+    bridge.run_forever()
+    if bridge.abandoned_commands:  # their threads would hold the exit until their HTTP timeouts
+        exit_now(0)
     return 0
 
 

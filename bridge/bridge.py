@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from typing import Any
 
 from bridge.aggregator import AggregatorClient
@@ -29,10 +30,17 @@ log = logging.getLogger(__name__)
 PROGRAM = "bridge"
 """Suffix of the client id: ``<prefix>_<instance>_bridge`` (unique per program)."""
 
+SHUTDOWN_DEADLINE_S = 1.5
+"""The whole graceful stop, commands and flush included: the connector must stop within 5 s of
+SIGTERM (Docker waits 10 s), and the services stop after the bridge (docs/architecture.md,
+"Stopping"). Only a broker that is away makes the bridge use all of it, waiting for it to return."""
+FLUSH_SHARE_S = 0.5
+"""What running commands may never take of the deadline: publishing ``offline`` and flushing."""
+
 
 class MqttBridge:
     def __init__(self, settings: Settings, aggregator_url: str | None = None, outbox_max: int = 10_000,
-                 reconnect: tuple[int, int] = (1, 5), shutdown_deadline_s: float = 5.0) -> None:
+                 reconnect: tuple[int, int] = (1, 5), shutdown_deadline_s: float = SHUTDOWN_DEADLINE_S) -> None:
         self.settings = settings
         self.shutdown_deadline_s = shutdown_deadline_s
         mqtt = settings.mqtt
@@ -56,6 +64,7 @@ class MqttBridge:
             self.discovery = DiscoveryFeature(self.ctx)
             self.features.append(self.discovery)
         self._stopped = threading.Event()
+        self.abandoned_commands = 0  # still running when stop() gave up on them
 
     # paho thread: enqueue only
     def _on_message(self, message: IncomingMessage) -> None:
@@ -78,17 +87,19 @@ class MqttBridge:
         return self
 
     def stop(self) -> bool:
-        """Graceful: stop taking input, publish ``offline``, flush within the deadline."""
+        """Graceful, within ``shutdown_deadline_s`` in all: stop taking input, let running commands
+        publish their responses while the deadline allows, publish ``offline``, flush."""
         if self._stopped.is_set():
             return True
         self._stopped.set()
+        end = time.monotonic() + self.shutdown_deadline_s
         log.info("stopping: publishing offline and flushing (deadline %.1f s)", self.shutdown_deadline_s)
         self.state.stop()
-        self.commands.stop()  # lets running commands publish their responses
+        self.abandoned_commands = self.commands.stop(timeout=max(0.0, end - time.monotonic() - FLUSH_SHARE_S))
         if self.discovery:
             self.discovery.stop()
-        self.ctx.bus.stop()
-        return self.ctx.link.shutdown(self.shutdown_deadline_s)
+        self.ctx.bus.stop(timeout=max(0.1, end - time.monotonic() - FLUSH_SHARE_S))  # what it holds goes before offline
+        return self.ctx.link.shutdown(max(end - time.monotonic(), FLUSH_SHARE_S))
 
     def stats(self) -> dict[str, Any]:
         return {"link": self.ctx.link.stats(), "rejected": self.commands.rejected,

@@ -150,10 +150,15 @@ class MqttLink:
         self._stop.set()
         self._wake.set()
         self._sender.join(5)
+        connected = self.connected
         try:
             self._client.disconnect()
         finally:
-            self._client.loop_stop()
+            # Away from the broker, paho's network thread (a daemon) sleeps between reconnect
+            # attempts and sees the disconnect only when it wakes: joining it would add up to a
+            # second to a stop that must fit in its deadline, so it is left to end by itself.
+            if connected:
+                self._client.loop_stop()
         left = len(self.outbox)
         self.outbox.close()
         log.info("MQTT client stopped (%s; %d message(s) kept in the outbox for the next start)",

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -118,11 +119,34 @@ class CommandFeature(Feature):
     def __init__(self, ctx: BridgeContext, workers: int = 8) -> None:
         super().__init__(ctx)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bridge cmd")
+        self._pending: set[Future[None]] = set()  # submitted, not finished (what stop() waits for)
+        self._pending_lock = threading.Lock()
         self.rejected = 0
         ctx.bus.on("mqtt_message", self.handle)
 
-    def stop(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=False)
+    def stop(self, timeout: float | None = None) -> int:
+        """Take no more commands and give the submitted ones up to ``timeout`` s (None: as long
+        as they take) to publish their responses. Returns how many were still running then:
+        abandoned, their senders get no response (a command may wait up to a minute for a
+        board, more than a stop may take)."""
+        self._pool.shutdown(wait=False, cancel_futures=False)
+        with self._pending_lock:
+            pending = list(self._pending)
+        _, running = wait(pending, timeout)
+        if running:
+            log.warning("stopping: %d command(s) still waiting for the aggregator get no response",
+                        len(running))
+        return len(running)
+
+    def _submit(self, kind: str, target: str, command: Command) -> None:
+        future = self._pool.submit(self._run, kind, target, command)
+        with self._pending_lock:
+            self._pending.add(future)
+        future.add_done_callback(self._finished)  # at once when it is already done
+
+    def _finished(self, future: Future[None]) -> None:
+        with self._pending_lock:
+            self._pending.discard(future)
 
     # -- dispatch (bus thread)
 
@@ -191,14 +215,14 @@ class CommandFeature(Feature):
     def _device_cmd(self, device_id: str, payload: bytes) -> None:
         self._check_device(device_id)
         command = parse_command(decode_json(payload))
-        self._pool.submit(self._run, "device", device_id, command)
+        self._submit("device", device_id, command)
 
     def _group_cmd(self, group_id: str, payload: bytes) -> None:
         if not self._group_known(group_id):
             known = ", ".join(g.group_id for g in self.ctx.settings.groups)
             raise BadInput("UNKNOWN_GROUP", f"unknown group {group_id[:80]!r} (known: {known})")
         command = parse_command(decode_json(payload))
-        self._pool.submit(self._run, "group", group_id, command)
+        self._submit("group", group_id, command)
 
     def _ha_command(self, device_id: str, which: str, payload: bytes) -> None:
         self._check_device(device_id)
@@ -208,7 +232,7 @@ class CommandFeature(Feature):
             values = translate_ha_command(self.ctx.settings.device(device_id).type, which, payload)
         except HaCommandError as exc:
             raise BadInput("INVALID_PAYLOAD", str(exc)) from None
-        self._pool.submit(self._run, "device", device_id, Command(None, values, None, time.time()))
+        self._submit("device", device_id, Command(None, values, None, time.time()))
 
     def _run(self, kind: str, target: str, command: Command) -> None:
         """Pool thread: one round trip through the aggregator, then the answer."""

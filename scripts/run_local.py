@@ -26,6 +26,9 @@ from shared.config import DEFAULT_PORTS, ConfigError, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PRIVATE_BROKER_PORT = 1884
+STOP_WAIT_S = 3
+"""supervisord's ``stopwaitsecs``: above every program's own stop deadline (the bridge's 1.5 s, a
+gunicorn worker's 2 s of graceful time), so only a program that hangs past it is killed."""
 
 
 @dataclass
@@ -34,6 +37,8 @@ class Program:
     command: list[str]
     priority: int = 100
     environment: dict[str, str] = field(default_factory=dict)
+    group: str | None = None
+    """Programs of one group stop together; supervisord stops the groups one after the other."""
 
 
 @dataclass
@@ -120,7 +125,8 @@ def plan(settings: Settings, environ: dict[str, str], python: str = sys.executab
         control = run_dir / f"emulator-{board.board_id}.sock"
         programs.append(Program(f"emulator-{board.board_id}", [
             python, "-m", "firmware.emulator", "--link", board.port, "--board-id", board.board_id,
-            "--control", str(control), "--seed", str(index + 1), "--interval-ms", "5000"], priority=20))
+            "--control", str(control), "--seed", str(index + 1), "--interval-ms", "5000"], priority=20,
+            group="devices"))
         notes.append(f"board {board.board_id}: emulated ESP32 at {board.port} "
                      f"(control socket {control})")
 
@@ -136,7 +142,7 @@ def plan(settings: Settings, environ: dict[str, str], python: str = sys.executab
         else:
             programs.append(Program(f"simulator-{endpoint.endpoint_id}", [
                 python, "-m", "firmware.emulator.network", "--profile", endpoint.profile, "--port", str(port),
-                "--seed", str(index + 1)], priority=20))
+                "--seed", str(index + 1)], priority=20, group="devices"))
             notes.append(f"endpoint {endpoint.endpoint_id}: simulated {endpoint.profile} device at {endpoint.url} "
                          f"(set values: curl -X POST {endpoint.url}/_sim/set -d '{{\"temperature\": 25}}')")
 
@@ -150,7 +156,7 @@ def plan(settings: Settings, environ: dict[str, str], python: str = sys.executab
         if not port_is_free(address.host, address.port):
             raise SystemExit(f"error: {name} cannot listen on {address.host}:{address.port}: the port is in use "
                              f"(another `make run`?); stop it or change config.services.{name}.port")
-        programs.append(Program(name, [python, "-m", f"services.{name}"], priority=30))
+        programs.append(Program(name, [python, "-m", f"services.{name}"], priority=30, group="services"))
         notes.append(f"{name}: {address.url}")
 
     if (ROOT / "mqtt_bridge.py").exists():
@@ -191,10 +197,22 @@ def supervisord_config(the_plan: Plan) -> str:
             f"[program:{program.name}]",
             "command=" + " ".join(_shell_word(w) for w in program.command),
             f"directory={ROOT}", f"priority={program.priority}", "autorestart=true", "startsecs=1",
-            "startretries=5", "stopsignal=TERM", "stopwaitsecs=15", "stopasgroup=true", "killasgroup=true",
-            "stdout_logfile=/dev/stdout", "stdout_logfile_maxbytes=0", "redirect_stderr=true",
+            # TERM to the program only (a gunicorn master stops its own worker); a KILL, should it
+            # come to that, to its whole process group, so no worker outlives its master.
+            "startretries=5", "stopsignal=TERM", f"stopwaitsecs={STOP_WAIT_S}", "stopasgroup=false",
+            "killasgroup=true", "stdout_logfile=/dev/stdout", "stdout_logfile_maxbytes=0", "redirect_stderr=true",
             f"environment={env}", "",
         ]
+    # supervisord stops one group at a time, and a program outside a [group:] is a group of its own
+    # (whatever its priority), so each program alone would cost up to a second of its poll loop:
+    # the services stop together after the bridge, then the simulated devices, then the broker.
+    groups: dict[str, list[Program]] = {}
+    for program in the_plan.programs:
+        if program.group is not None:
+            groups.setdefault(program.group, []).append(program)
+    for group, members in groups.items():
+        lines += [f"[group:{group}]", "programs=" + ",".join(p.name for p in members),
+                  f"priority={members[0].priority}", ""]
     return "\n".join(lines)
 
 

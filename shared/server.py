@@ -9,21 +9,98 @@ the current process (werkzeug, threaded), started and stopped in milliseconds.
 """
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import selectors
 import socket
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from gunicorn.workers.gthread import ThreadWorker
 from werkzeug.serving import ThreadedWSGIServer
 
+from shared.exiting import exit_now
 from shared.logs import setup_logging
 from shared.ports import PORT_UNAVAILABLE_EXIT, port_problem
+from shared.sse import PROCESS_SHUTDOWN
 
 log = logging.getLogger(__name__)
 
 DEFAULT_THREADS = 64
 """Request threads per service: SSE clients hold one each, so leave room for them."""
+
+GRACEFUL_TIMEOUT_S = 2
+"""How long a stopping worker may finish its requests before gunicorn's master kills it; the
+programs' ``stopwaitsecs`` (supervisord.conf, scripts/run_local.py) stay above it, so that
+supervisord never kills a master that is still within its own deadline."""
+
+
+class StreamEndingWorker(ThreadWorker):
+    """gunicorn's gthread worker, asked to stop, ends the open event streams too.
+
+    On SIGTERM gthread stops accepting and waits for its requests to finish. An open
+    ``/events`` stream never finishes, so the worker used to hang until the master killed it
+    at ``graceful_timeout`` ("Worker ... was sent SIGKILL! Perhaps out of memory?"), without
+    its domain's atexit stop ever running. This worker begins ``PROCESS_SHUTDOWN`` as well:
+    every stream ends at once, other requests finish as before, and the worker exits in a
+    fraction of a second.
+    """
+
+    def init_process(self) -> None:
+        self._stop_asked = threading.Event()
+        self._served = False
+        threading.Thread(target=self._end_streams_when_asked, name="end event streams", daemon=True).start()
+        # Registered before the app is loaded, so it runs after the app's own atexit stops.
+        atexit.register(self._exit_without_teardown)
+        super().init_process()
+
+    def run(self) -> None:
+        # gunicorn writes every signal to PIPE (signal.set_wakeup_fd) but gthread's loop does not
+        # poll it, so a SIGTERM was noticed only when the loop's 1 s select timed out.
+        self.poller.register(self.PIPE[0], selectors.EVENT_READ, _drain)
+        super().run()
+        self._served = True
+
+    def handle_exit(self, sig: int, frame: Any) -> None:  # SIGTERM: graceful
+        if not self.booted:
+            # Still loading the app (ml_inference imports torch for seconds): no request to
+            # finish, and finishing the load first would outlast graceful_timeout and end in a
+            # kill. os._exit, not exit_now: only it is safe inside a signal handler (no locks).
+            os._exit(0)
+        super().handle_exit(sig, frame)
+        self._ask_to_stop()
+
+    def handle_quit(self, sig: int, frame: Any) -> None:  # SIGINT, SIGQUIT: at once, yet exit joins the pool
+        self._ask_to_stop()
+        super().handle_quit(sig, frame)
+
+    def _ask_to_stop(self) -> None:
+        # Nothing more in a signal handler: ending the streams takes locks that the interrupted
+        # thread may hold. The check keeps a second signal from re-entering Event.set.
+        if not self._stop_asked.is_set():
+            self._stop_asked.set()
+
+    def _end_streams_when_asked(self) -> None:
+        self._stop_asked.wait()
+        ended = PROCESS_SHUTDOWN.begin()
+        self.log.info("stopping: the event streams of %d publisher(s) ended", ended)
+
+    def _exit_without_teardown(self) -> None:
+        """After a normal stop, once the requests are done and the app's atexit stops have run,
+        leave without the interpreter's teardown (with torch loaded, about 1 s of a stop that
+        must fit in 5 s). A worker that failed keeps the normal exit and gunicorn's exit status."""
+        if self._served:
+            exit_now(0)
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass  # empty: gunicorn made the pipe non-blocking
 
 
 def gunicorn_options(host: str, port: int, threads: int = DEFAULT_THREADS,
@@ -44,10 +121,11 @@ def gunicorn_options(host: str, port: int, threads: int = DEFAULT_THREADS,
     return {
         "bind": [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"],
         "workers": 1,  # one process: a serial port can be opened only once; caches live in memory
-        "worker_class": "gthread",
+        "worker_class": StreamEndingWorker,  # gthread that ends the event streams when asked to stop
         "threads": threads,
-        # SSE streams never finish on their own: do not wait long for them on shutdown.
-        "graceful_timeout": 3,
+        # Event streams end at once on SIGTERM (StreamEndingWorker); a request still running this
+        # long after it is cut, so that the connector stops within its 5 s (docs/architecture.md).
+        "graceful_timeout": GRACEFUL_TIMEOUT_S,
         # gthread workers heartbeat from their main loop, so long streams do not trip this.
         "timeout": 30,
         "keepalive": 5,

@@ -21,6 +21,7 @@ import secrets
 import socket
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -78,6 +79,53 @@ def format_message(data: Any, event: str | None = None, event_id: str | None = N
 # --------------------------------------------------------------------------- publisher
 
 
+class Shutdown:
+    """"This process is stopping", for the event streams: ``begin()`` closes every publisher
+    that watches it, so every open stream ends at once and so does every later connection.
+
+    An open ``/events`` stream is the one request that never finishes by itself, and a server
+    stopping gracefully (gunicorn's worker on SIGTERM) waits for its requests before it exits:
+    without this it waits until it is killed (shared/server.py ``StreamEndingWorker``).
+    Publishers are held weakly: one that is gone needs no ending.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._publishers: weakref.WeakSet[EventPublisher] = weakref.WeakSet()
+        self._begun = False
+
+    @property
+    def begun(self) -> bool:
+        return self._begun
+
+    def watch(self, publisher: EventPublisher) -> None:
+        """Close ``publisher`` on ``begin()``, or now when the stop has already begun."""
+        with self._lock:
+            if not self._begun:
+                self._publishers.add(publisher)
+                return
+        publisher.close()
+
+    def begin(self) -> int:
+        """End the streams of every watching publisher; returns how many publishers that was.
+
+        Takes locks, so never call it from a signal handler: the handler may have interrupted
+        a thread holding one of them.
+        """
+        with self._lock:
+            self._begun = True
+            publishers = list(self._publishers)
+            self._publishers = weakref.WeakSet()
+        for publisher in publishers:
+            publisher.close()
+        return len(publishers)
+
+
+PROCESS_SHUTDOWN = Shutdown()
+"""The one a signal to this process begins; every publisher watches it unless given its own
+(a test's). Process-wide because a signal reaches a process, not an object."""
+
+
 class _Client:
     """One connected stream: a bounded queue of pre-formatted messages."""
 
@@ -96,7 +144,7 @@ class EventPublisher:
     """
 
     def __init__(self, history: int = 1000, client_queue: int = 256, heartbeat_s: float = 5.0,
-                 epoch: str | None = None) -> None:
+                 epoch: str | None = None, shutdown: Shutdown | None = None) -> None:
         if history < 1 or client_queue < 1 or heartbeat_s <= 0:
             raise ValueError("history and client_queue must be >= 1 and heartbeat_s > 0")
         # Epoch: start time plus randomness, so two publishers never share one (no "-" inside).
@@ -113,6 +161,7 @@ class EventPublisher:
         self._dropped = 0
         self._connections = 0
         self._closed = False
+        (shutdown or PROCESS_SHUTDOWN).watch(self)  # last: it may close this publisher at once
 
     # -- producing
 

@@ -71,3 +71,18 @@ def test_container_supervisord_config_runs_only_programs_that_exist():
         assert parser.get(section, "stdout_logfile") == "/dev/stdout"
         assert parser.get(section, "stdout_logfile_maxbytes") == "0"
     assert parser.get("supervisord", "nodaemon") == "true"
+
+
+def test_container_supervisord_config_never_kills_a_program_within_its_own_stop_deadline():
+    """``stopwaitsecs`` above what each program may take to stop by itself, and a KILL, should a
+    program hang past it, to its process group, so that no gunicorn worker outlives its master."""
+    from bridge.bridge import SHUTDOWN_DEADLINE_S
+    from shared.server import GRACEFUL_TIMEOUT_S
+
+    parser = configparser.RawConfigParser()
+    parser.read(ROOT / "supervisord.conf")
+    for section in (s for s in parser.sections() if s.startswith("program:")):
+        own_deadline = SHUTDOWN_DEADLINE_S if section == "program:mqtt_bridge" else GRACEFUL_TIMEOUT_S
+        assert own_deadline < parser.getfloat(section, "stopwaitsecs") <= 5, section
+        if parser.get(section, "command").split()[1:2] == ["-m"]:  # a service: gunicorn master + worker
+            assert parser.getboolean(section, "killasgroup"), section

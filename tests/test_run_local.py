@@ -3,18 +3,24 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 import requests
 
+from bridge.bridge import SHUTDOWN_DEADLINE_S
 from scripts.run_local import plan, supervisord_config
 from shared.config import load_settings
+from shared.server import GRACEFUL_TIMEOUT_S
+from tests.bridge.mqtt_watch import Watcher
 from tests.conftest import ROOT, example_document
 from tests.helpers import free_port, wait_for
 
@@ -45,6 +51,28 @@ def test_plan_starts_what_exists_and_says_what_it_does_not(tmp_path: Path):
     config = supervisord_config(the_plan)
     assert "[program:mosquitto]" in config and "stdout_logfile_maxbytes=0" in config
     assert f'MQTT_PORT="{the_plan.mqtt_port}"' in config
+
+
+def test_config_stops_the_services_together_and_never_kills_a_program_within_its_deadline(tmp_path: Path):
+    """supervisord stops one group at a time, and each program outside a [group:] is a group of
+    its own: the services stop together after the bridge, then the simulated devices."""
+    import configparser
+
+    env = _instance(tmp_path)
+    parser = configparser.RawConfigParser()
+    parser.read_string(supervisord_config(plan(load_settings(env), env)))
+    services = [n for n in ("serial_handler", "http_poller", "state_aggregator", "ml_inference")
+                if parser.has_section(f"program:{n}")]
+    assert parser.get("group:services", "programs").split(",") == services
+    assert parser.get("group:devices", "programs").startswith("emulator-living_room_esp32")
+    priority = {s: parser.getint(s, "priority") for s in ("group:services", "group:devices", "program:mqtt_bridge",
+                                                            "program:mosquitto")}
+    # stopped in reverse: bridge, services, devices, broker
+    assert priority["program:mqtt_bridge"] > priority["group:services"] > priority["group:devices"] \
+        > priority["program:mosquitto"]
+    for section in (s for s in parser.sections() if s.startswith("program:")):
+        assert max(SHUTDOWN_DEADLINE_S, GRACEFUL_TIMEOUT_S) < parser.getfloat(section, "stopwaitsecs") <= 5
+        assert parser.getboolean(section, "killasgroup"), section  # no worker outlives its master
 
 
 def test_plan_uses_the_configured_broker_and_real_devices(tmp_path: Path):
@@ -127,3 +155,78 @@ def test_plan_simulates_http_endpoints_on_loopback_with_a_free_port(tmp_path: Pa
     assert any(n.startswith("endpoint far: polling http://sensor.example:80") for n in the_plan.notes)
     assert not [p for p in plan(load_settings(env), env | {"EMULATE": "0"}).programs
                 if p.name.startswith("simulator-")]
+
+
+def _session_processes(session: int) -> dict[int, str]:
+    """Live processes of a session (pid -> start time, so a reused pid is not mistaken for one)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[3]) == session and fields[0] != "Z":
+            found[int(entry.name)] = fields[19]
+    return found
+
+
+@pytest.mark.slow
+def test_make_run_stops_within_5_s_of_sigterm_with_offline_published_and_nothing_killed(
+        tmp_path: Path, fresh_mosquitto, default_model: Path):
+    """`docker stop` waits 10 s, then kills; the connector stops in well under half of that:
+    every event stream open, the bridge on the broker, one SIGTERM to supervisord."""
+    env = _instance(tmp_path) | {"MQTT_HOST": "127.0.0.1", "MQTT_PORT": str(fresh_mosquitto.port)}
+    path = tmp_path / "instances" / "sensor_hub_01.json"
+    doc = json.loads(path.read_text())
+    for endpoint in doc["config"]["http_endpoints"]:  # simulated on free ports: no clash with a `make run`
+        endpoint["url"] = f"http://127.0.0.1:{free_port()}"
+    path.write_text(json.dumps(doc))
+    (tmp_path / "data" / "models").mkdir(parents=True)
+    shutil.copyfile(default_model, tmp_path / "data" / "models" / "window.pt")  # ml_inference ready at once
+    settings = load_settings(env)
+    status = f"IoT2mqtt/v1/instances/{settings.instance_id}/status"
+    watcher = Watcher(fresh_mosquitto.port, status).start()
+    process = subprocess.Popen([sys.executable, "-m", "scripts.run_local"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    output: list[bytes] = []
+    reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
+    reader.start()
+    streams = []
+    try:
+        watcher.wait(status, lambda p: p == b"online", timeout=90)
+        for name in ("serial_handler", "http_poller", "state_aggregator", "ml_inference"):
+            url = settings.service(name).url + "/events"
+            stream = wait_for(lambda url=url: requests.get(url, stream=True, timeout=10), timeout=30,
+                              message=f"{url} streaming")
+            assert stream.raw.read1(1024).startswith(b"retry:"), name  # connected, like `curl -N`
+            streams.append(stream)
+        stack = _session_processes(process.pid)  # supervisord, the programs, the gunicorn workers
+        assert len(stack) >= 1 + 4 * 2 + 1, stack
+
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        returncode = process.wait(30)
+        took = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        watcher.stop()
+    reader.join(10)
+    text = b"".join(output).decode(errors="replace")
+    assert returncode == 0, text[-3000:]
+    assert took < 5, f"stopped in {took:.1f} s\n{text[-3000:]}"
+    killed = [line for line in text.splitlines() if "SIGKILL" in line or "Perhaps out of memory" in line]
+    assert not killed, killed
+    for stream in streams:
+        stream.raw.read()  # each stream ended properly, not cut by a dying worker
+    left = {pid: start for pid, start in _session_processes(process.pid).items() if stack.get(pid) == start}
+    assert not left, f"still running: {left}"
+    assert "MQTT client stopped (flushed;" in text
+    late = Watcher(fresh_mosquitto.port, status).start()  # what a controller connecting now is told
+    try:
+        assert late.wait(status, timeout=10) == b"offline"
+    finally:
+        late.stop()

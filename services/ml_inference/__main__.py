@@ -2,11 +2,18 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-from shared.config import load_settings_or_exit
+from shared.config import Settings, load_settings_or_exit
 from shared.server import serve
 
-from .app import create_app
+
+def create_app(settings: Settings) -> Any:
+    """The app, imported in gunicorn's worker only: torch comes with it, and a master that had
+    imported torch took about a second to exit (its teardown), a fifth of the stop budget."""
+    from .app import create_app as create
+
+    return create(settings)
 
 
 def main() -> int:

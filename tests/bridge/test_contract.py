@@ -33,6 +33,17 @@ def test_status_online_when_ready_then_offline_on_graceful_stop(running, watcher
     watcher.wait(STATUS, lambda p: p == b"offline")
 
 
+def test_graceful_stop_keeps_its_deadline_while_a_command_waits_for_its_board(running, aggregator, watcher):
+    aggregator.command_delay = 10  # a board that answers long after the stop
+    watcher.publish(dev("living_window", "cmd"), {"id": "slow", "values": {"position": 40}, "timeout": 20000})
+    wait_for(lambda: any(c.get("id") == "slow" for c in aggregator.commands), timeout=10)
+    started = time.monotonic()
+    assert running.stop() is True  # offline published, nothing left in the outbox
+    assert time.monotonic() - started < 5  # the connector's stop budget, not the command's 20 s
+    assert running.abandoned_commands == 1
+    watcher.wait(STATUS, lambda p: p == b"offline")
+
+
 def test_status_not_online_until_the_aggregator_answers(bridge_settings, agg_port, watcher, start_bridge):
     from tests.bridge.fake_aggregator import FakeAggregator
 

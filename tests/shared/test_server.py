@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 from flask import Flask
+from gunicorn.workers.gthread import ThreadWorker
 
 from shared.server import gunicorn_options, run_in_thread
 from shared.sse import EventFollower
@@ -20,13 +21,21 @@ from tests.helpers import free_port, wait_for
 ROOT = Path(__file__).resolve().parents[2]
 
 SERVICE = textwrap.dedent("""
+    import os
     import sys
+    import time
     from types import SimpleNamespace
     from flask import Flask, request
+    import shared.server
     from shared.server import serve
     from shared.sse import EventPublisher
 
+    shared.server.GRACEFUL_TIMEOUT_S = int(os.environ.get("DEMO_GRACEFUL_TIMEOUT", shared.server.GRACEFUL_TIMEOUT_S))
+
     def create_app(settings):
+        if os.environ.get("DEMO_LOAD_SECONDS"):  # like ml_inference importing torch
+            print("loading the app", file=sys.stderr, flush=True)
+            time.sleep(float(os.environ["DEMO_LOAD_SECONDS"]))
         app = Flask("demo")
         publisher = EventPublisher(heartbeat_s=0.5)
 
@@ -99,9 +108,45 @@ def test_serve_runs_the_app_under_gunicorn_and_streams_events(gunicorn_service):
     assert "hunter2-secret" not in err
 
 
+def test_sigterm_ends_open_event_streams_and_the_worker_exits_by_itself(gunicorn_service):
+    proc, url = gunicorn_service
+    wait_for(lambda: requests.get(url + "/health", timeout=2), timeout=30, message="gunicorn serving /health")
+    streams = [requests.get(url + "/events", stream=True, timeout=10) for _ in range(3)]
+    for stream in streams:
+        assert stream.raw.read1(1024).startswith(b"retry:")  # connected, waiting for events
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(5) == 0  # the 5 s of the whole connector's stop (docs/architecture.md)
+    for stream in streams:
+        stream.raw.read()  # the stream ended properly (last chunk sent), not cut by a dying worker
+    err = proc.stderr.read()
+    assert "the event streams of 1 publisher(s) ended" in err
+    assert "SIGKILL" not in err and "Perhaps out of memory" not in err, err
+
+
+def test_sigterm_while_the_app_still_loads_stops_the_worker_at_once(tmp_path):
+    port = free_port()
+    log = tmp_path / "service.log"
+    # A worker that went on loading would hold the stop for the whole (here long) graceful timeout.
+    env = dict(os.environ, PYTHONPATH=str(ROOT), DEMO_LOAD_SECONDS="30", DEMO_GRACEFUL_TIMEOUT="30")
+    with log.open("w") as output:
+        proc = subprocess.Popen([sys.executable, "-c", SERVICE, str(port)], cwd=ROOT, env=env,
+                                stdout=output, stderr=output)
+    try:
+        # (a SIGTERM before gunicorn gave the new worker its own signal handlers would be lost)
+        wait_for(lambda: "loading the app" in log.read_text(), timeout=30, message="the worker loading the app")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "SIGKILL" not in log.read_text()
+
+
 def test_gunicorn_options_one_worker_gthread():
     options = gunicorn_options("127.0.0.1", 5003)
-    assert options["workers"] == 1 and options["worker_class"] == "gthread"
+    assert options["workers"] == 1 and issubclass(options["worker_class"], ThreadWorker)
     assert options["threads"] >= 32 and options["bind"] == ["127.0.0.1:5003"]
     assert options["accesslog"] is None
     assert gunicorn_options("::1", 5003)["bind"] == ["[::1]:5003"]

@@ -1,6 +1,7 @@
 """SSE publisher and follower over real HTTP servers on loopback."""
 from __future__ import annotations
 
+import gc
 import json
 import socket
 import threading
@@ -13,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.server import run_in_thread
-from shared.sse import Event, EventFollower, EventPublisher, SSEParser, parse_event_id
+from shared.sse import Event, EventFollower, EventPublisher, Shutdown, SSEParser, parse_event_id
 from tests.helpers import free_port, wait_for
 
 
@@ -189,6 +190,40 @@ def test_close_ends_streams_and_refuses_new_ones():
     late = publisher.subscribe()
     assert len(list(late)) == 1  # only the preamble
     assert publisher.stats()["clients"] == 0
+
+
+def test_shutdown_ends_a_stream_that_waits_for_its_next_event():
+    shutdown = Shutdown()
+    publisher = EventPublisher(heartbeat_s=60, shutdown=shutdown)  # no heartbeat wakes it meanwhile
+    stream = publisher.subscribe()
+    next(stream)
+    rest: list[str] = []
+    reader = threading.Thread(target=lambda: rest.extend(stream))  # blocks in the wait for an event
+    reader.start()
+    assert shutdown.begin() == 1
+    reader.join(10)
+    assert not reader.is_alive() and rest == []
+    assert publisher.stats()["clients"] == 0
+    assert len(list(publisher.subscribe())) == 1  # a later connection: the preamble, then the end
+
+
+def test_shutdown_closes_a_publisher_made_after_it_began_and_forgets_those_gone():
+    shutdown = Shutdown()
+    EventPublisher(shutdown=shutdown)  # dropped at once: nothing to end
+    gc.collect()
+    assert shutdown.begin() == 0 and shutdown.begun
+    late = EventPublisher(shutdown=shutdown)  # a service still starting when the stop came
+    assert len(list(late.subscribe())) == 1
+
+
+def test_shutdown_of_one_set_of_publishers_leaves_the_others_streaming():
+    ours, theirs = Shutdown(), Shutdown()
+    publisher = EventPublisher(shutdown=theirs)
+    stream = publisher.subscribe()
+    next(stream)
+    ours.begin()
+    publisher.publish("state", {"n": 1})
+    assert '"n":1' in next(stream).replace(" ", "")
 
 
 # ---------------------------------------------------------------- parser
