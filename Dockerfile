@@ -69,5 +69,6 @@ RUN python3 -m venv /opt/sensor-hub/venv \
 COPY --from=code /opt/sensor-hub/app /opt/sensor-hub/app
 # The window model's default weights, trained once here: a new instance copies them into its data
 # volume instead of training at its first start (seconds here, minutes on a small board).
-RUN python -m services.ml_inference.train --out /opt/sensor-hub/models/window.pt
+RUN python -m services.ml_inference.train --out /opt/sensor-hub/models/window.pt \
+ && chmod 0644 /opt/sensor-hub/models/window.pt
 USER sensorhub

@@ -18,6 +18,7 @@ from bridge.client import IncomingMessage, MqttLink
 from bridge.commands import CommandFeature
 from bridge.context import BridgeContext, Feature
 from bridge.discovery import DiscoveryFeature
+from bridge.health import HealthFileFeature
 from bridge.meta import MetaFeature
 from bridge.outbox import Outbox
 from bridge.state import StateFeature
@@ -58,7 +59,8 @@ class MqttBridge:
         self.state = StateFeature(self.ctx)
         self.commands = CommandFeature(self.ctx)
         self.meta = MetaFeature(self.ctx)
-        self.features: list[Feature] = [self.status, self.state, self.commands, self.meta]
+        self.health = HealthFileFeature(self.ctx)
+        self.features: list[Feature] = [self.status, self.state, self.commands, self.meta, self.health]
         self.discovery: DiscoveryFeature | None = None
         if mqtt.ha_discovery:
             self.discovery = DiscoveryFeature(self.ctx)
@@ -93,6 +95,7 @@ class MqttBridge:
             return True
         self._stopped.set()
         end = time.monotonic() + self.shutdown_deadline_s
+        self.health.stop()
         log.info("stopping: publishing offline and flushing (deadline %.1f s)", self.shutdown_deadline_s)
         self.state.stop()
         self.abandoned_commands = self.commands.stop(timeout=max(0.0, end - time.monotonic() - FLUSH_SHARE_S))

@@ -61,6 +61,10 @@ class StreamEndingWorker(ThreadWorker):
         # poll it, so a SIGTERM was noticed only when the loop's 1 s select timed out.
         self.poller.register(self.PIPE[0], selectors.EVENT_READ, _drain)
         super().run()
+        # The loop also ends without a signal: when the master died (kill -9 of the program).
+        # Streams must end then too, or the orphan lives on, holding the serial port open and
+        # stealing the lines of the program supervisord starts in its place.
+        self._ask_to_stop()
         self._served = True
 
     def handle_exit(self, sig: int, frame: Any) -> None:  # SIGTERM: graceful

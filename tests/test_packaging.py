@@ -39,6 +39,21 @@ def test_setup_flow_with_other_answers_stays_valid(board_id: str, port: str):
     assert window["enabled"] is False and window["device_id"] == f"{board_id}_window"
 
 
+def test_setup_flow_gives_a_second_instance_its_own_ports():
+    flow = _flow()
+    first, second = default_answers(flow), default_answers(flow)
+    first["details"]["instance_id"], second["details"]["instance_id"] = "hub_1", "hub_2"
+    second["advanced"].update(serial_handler_port=5101, http_poller_port=5102, state_aggregator_port=5103,
+                              ml_inference_port=5104)
+    ports = []
+    for answers in (first, second):
+        doc = render_instance(flow, answers)
+        assert validate_document(doc, instance_name=answers["details"]["instance_id"]) == []
+        ports.append({name: entry["port"] for name, entry in doc["config"]["services"].items()})
+    assert ports[0] == {"serial_handler": 5001, "http_poller": 5002, "state_aggregator": 5003, "ml_inference": 5004}
+    assert not set(ports[0].values()) & set(ports[1].values())
+
+
 def test_setup_flow_rejects_a_bad_board_id_through_the_schema():
     flow = _flow()
     answers = default_answers(flow)

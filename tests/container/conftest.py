@@ -24,9 +24,11 @@ import pytest
 
 from scripts.image import DockerEngine, build, connect_engine
 from tests.bridge.mqtt_watch import Watcher
+from tests.conftest import ROOT
 from tests.firmware.emulator_process import EmulatorProcess
 from tests.helpers import free_port, wait_for
 from tests.support.broker import MosquittoBroker
+from tests.support.setup_flow import default_answers, render_instance
 
 IMAGE = "sensor-hub:test"
 DIALOUT_GID = 20  # Debian's dialout group, on the host and in the image
@@ -80,20 +82,14 @@ def platform(tmp_path_factory: pytest.TempPathFactory, broker: MosquittoBroker) 
 
 
 def instance_document(instance_id: str, ports: dict[str, int], board: str = "board") -> dict[str, Any]:
-    """A board with a temperature sensor, a window and an LED, on /dev/ttyUSB0 in the container."""
-    return {
-        "instance_id": instance_id, "connector_type": "sensor-hub", "friendly_name": instance_id,
-        "update_interval": 60,
-        "devices": [
-            {"device_id": f"{board}_temperature", "type": "temperature", "source": {"board": board}},
-            {"device_id": f"{board}_window", "type": "window", "source": {"board": board}},
-            {"device_id": f"{board}_led", "type": "led", "source": {"board": board}},
-        ],
-        "config": {
-            "serial_ports": [{"board_id": board, "port": "/dev/ttyUSB0", "command_timeout": 5}],
-            "services": {name: {"port": port} for name, port in ports.items()},
-        },
-    }
+    """The instance file the platform's setup flow (setup.json) renders for a board on
+    /dev/ttyUSB0, with its own four ports: what a user deploys."""
+    flow = next(f for f in json.loads((ROOT / "setup.json").read_text())["flows"] if f.get("default"))
+    answers = default_answers(flow)
+    answers["details"].update(instance_id=instance_id, friendly_name=instance_id)
+    answers["board"].update(board_id=board, port="/dev/ttyUSB0")
+    answers["advanced"].update({f"{name}_port": port for name, port in ports.items()}, command_timeout=5)
+    return render_instance(flow, answers)
 
 
 def free_ports() -> dict[str, int]:
@@ -131,14 +127,21 @@ class Instance:
     def health(self) -> str:
         return self.inspect("{{if .State.Health}}{{.State.Health.Status}}{{end}}")
 
+    def supervisorctl(self, *args: str) -> str:
+        return self.exec("supervisorctl", "-c", "/opt/sensor-hub/app/supervisord.conf", *args)
+
     def program_pid(self, program: str) -> int:
-        out = self.exec("supervisorctl", "-c", "/opt/sensor-hub/app/supervisord.conf", "pid", program)
-        return int(out.strip())
+        return int(self.supervisorctl("pid", supervisor_name(program)).strip())
 
     def remove(self) -> None:
         self.docker("rm", "-f", "-v", self.name, check=False)
         if self.board is not None:
             self.board.stop()
+
+
+def supervisor_name(program: str) -> str:
+    """supervisorctl's name of a program: the four services are in the group ``services``."""
+    return program if program == "mqtt_bridge" else f"services:{program}"
 
 
 def board_device(board: EmulatorProcess) -> str:

@@ -145,12 +145,11 @@ def test_health_follows_a_stopped_program_and_comes_back(engine, image, platform
     try:
         wait_online(watcher, instance)
         wait_healthy(instance)
-        conf = "/opt/sensor-hub/app/supervisord.conf"
-        instance.exec("supervisorctl", "-c", conf, "stop", "http_poller")
+        instance.supervisorctl("stop", "services:http_poller")
         wait_for(lambda: instance.health() == "unhealthy", timeout=30, interval=0.5, message="unhealthy")
         report = instance.exec("python", "-m", "scripts.healthcheck", check=False)
         assert "http_poller: STOPPED" in report, report
-        instance.exec("supervisorctl", "-c", conf, "start", "http_poller")
+        instance.supervisorctl("start", "services:http_poller")
         wait_healthy(instance)
     finally:
         instance.remove()

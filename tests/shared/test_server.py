@@ -124,6 +124,35 @@ def test_sigterm_ends_open_event_streams_and_the_worker_exits_by_itself(gunicorn
     assert "SIGKILL" not in err and "Perhaps out of memory" not in err, err
 
 
+def test_a_worker_whose_master_was_killed_ends_its_streams_and_exits(gunicorn_service):
+    """kill -9 of a program kills gunicorn's master only: its worker must not live on beside
+    the program supervisord starts in its place (it would keep a serial port open)."""
+    proc, url = gunicorn_service
+    wait_for(lambda: requests.get(url + "/health", timeout=2), timeout=30, message="gunicorn serving /health")
+    stream = requests.get(url + "/events", stream=True, timeout=10)
+    assert stream.raw.read1(1024).startswith(b"retry:")
+    worker = _worker_of(proc.pid)
+
+    proc.kill()
+    proc.wait(5)
+    wait_for(lambda: not Path(f"/proc/{worker}").exists() or _is_zombie(worker), timeout=15, interval=0.05,
+             message="the orphaned worker to exit")
+    stream.raw.read()  # the stream ended properly, not cut
+
+
+def _worker_of(master: int) -> int:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 def test_sigterm_while_the_app_still_loads_stops_the_worker_at_once(tmp_path):
     port = free_port()
     log = tmp_path / "service.log"
