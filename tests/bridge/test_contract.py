@@ -33,6 +33,21 @@ def test_status_online_when_ready_then_offline_on_graceful_stop(running, watcher
     watcher.wait(STATUS, lambda p: p == b"offline")
 
 
+def test_the_health_file_follows_the_broker_link(running, broker):
+    """What the container's HEALTHCHECK reads (bridge/health.py)."""
+    from bridge.health import bridge_problems
+
+    run_dir = running.ctx.settings.run_dir
+    wait_for(lambda: bridge_problems(run_dir) == [], timeout=10, message="a healthy report")
+    broker.stop()
+    wait_for(lambda: any("not connected to the broker" in p for p in bridge_problems(run_dir)), timeout=15,
+             message="the report to say the broker is gone")
+    broker.start()
+    wait_for(lambda: bridge_problems(run_dir) == [], timeout=30, message="healthy again")
+    running.stop()
+    assert "no health report yet" in bridge_problems(run_dir)[0]  # a stopped bridge is not healthy
+
+
 def test_graceful_stop_keeps_its_deadline_while_a_command_waits_for_its_board(running, aggregator, watcher):
     aggregator.command_delay = 10  # a board that answers long after the stop
     watcher.publish(dev("living_window", "cmd"), {"id": "slow", "values": {"position": 40}, "timeout": 20000})
