@@ -96,6 +96,13 @@ class ImageRig:
         if listed:
             self.docker("rm", "-f", "-v", *listed, check=False)
 
+    def others_running(self) -> int:
+        """Containers on the engine that are not this bench's: those of the same layers share the
+        image's files, which lowers every PSS figure (a page shared by n processes counts 1/n)."""
+        running = set(self.docker("ps", "-q", check=False).stdout.decode().split())
+        ours = set(self.docker("ps", "-q", "--filter", f"label={self.label}", check=False).stdout.decode().split())
+        return len(running - ours)
+
     def timed_stop(self, name: str) -> tuple[float, int]:
         """``docker stop -t 10``: its wall time and the container's exit code (137 = killed)."""
         started = time.perf_counter()
@@ -433,6 +440,7 @@ def setup(ctx: Context) -> InstanceRunner:
     ctx.cleanup.callback(status.close)
     runner = InstanceRunner(rig, platform, as_serial_adapter(board.pty), ports, status)
     runner.warm_up()   # discarded: the image's files into the page cache
+    note_other_containers(ctx, rig)
     ctx.note(f"{ctx.params['starts']} cold starts after a discarded one, each a fresh container of {IMAGE} "
              f"(base {rig.base or 'unknown'}; engine and build {built:.0f} s, before any clock) with the "
              "platform's flags, an emulated board (a reading a second) "
@@ -469,12 +477,20 @@ def run(ctx: Context, runner: InstanceRunner) -> Sample:
     return Sample(figures=figures)
 
 
+def note_other_containers(ctx: Context, rig: ImageRig) -> None:
+    others = rig.others_running()
+    if others:
+        ctx.note(f"{others} other container(s) were running on the engine: they compete for the CPU, and those "
+                 "of the same layers share the image's files, which lowers every PSS figure")
+
+
 def trivial_container(ctx: Context) -> dict[str, float]:
     """Ceiling: a trivial container of the same image (start → first byte, stop, PSS), the same
     with ``import torch``, and the base image's size."""
     rig = image_rig(ctx)
     bare = [trivial_run(rig, TRIVIAL) for _ in range(ctx.params["starts"])]
     torch = trivial_run(rig, WITH_TORCH)
+    note_other_containers(ctx, rig)
     python_mib = statistics.median(r.pss_mib for r in bare)
     figures = {
         "first_output_s": statistics.median(r.first_output_s for r in bare),
