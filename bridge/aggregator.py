@@ -82,6 +82,8 @@ class AggregatorClient:
             response = self._session().post(f"{self.base_url}/{kind}/{target}/cmd", json=body, timeout=wait)
         except requests.Timeout:
             return CommandOutcome(False, {}, "TIMEOUT", f"the aggregator did not answer within {wait:.1f} s")
+        except requests.exceptions.InvalidJSONError:  # the command's fault, not the aggregator's
+            return CommandOutcome(False, {}, "INVALID_VALUE", "the command's values cannot be sent as JSON")
         except requests.RequestException as exc:
             return CommandOutcome(False, {}, "UNAVAILABLE", f"the aggregator is unreachable ({type(exc).__name__})")
         try:

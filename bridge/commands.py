@@ -13,106 +13,35 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from bridge.client import IncomingMessage
 from bridge.context import BridgeContext, Feature, now_iso
 from bridge.discovery import HaCommandError, translate_ha_command
-from shared.devices import command_values
-from shared.logs import command_context
+from shared.commands import (
+    DEVICE_DISABLED,
+    INVALID_PAYLOAD,
+    MAX_PAYLOAD,
+    PAYLOAD_TOO_LARGE,
+    UNKNOWN_DEVICE,
+    Command,
+    CommandError,
+    decode_payload,
+    parse_command,
+    peek_id,
+)
+from shared.logs import clip, command_context, excerpt
 
 log = logging.getLogger(__name__)
 
-MAX_PAYLOAD = 64 * 1024
-"""Bytes; a command is a few dozen. Anything bigger is refused before parsing."""
-STALE_AFTER_S = 30.0
-MAX_TIMEOUT_MS = 60_000
 
-
-class BadInput(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-@dataclass
-class Command:
-    cmd_id: str | None
-    values: dict[str, Any]
-    timeout_ms: int | None
-    received: float
-
-
-def decode_json(payload: bytes, allow_empty: bool = False) -> Any:
-    if len(payload) > MAX_PAYLOAD:
-        raise BadInput("PAYLOAD_TOO_LARGE", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD} bytes")
-    if not payload.strip():
-        if allow_empty:
-            return {}
-        raise BadInput("INVALID_PAYLOAD", "empty payload (expected a JSON object)")
-    try:
-        return json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadInput("INVALID_JSON", f"payload is not UTF-8 JSON ({exc})") from None
-
-
-def peek_id(payload: bytes) -> str | None:
-    """The command id, if one can be read at all (so even bad commands get an answer)."""
-    if len(payload) > MAX_PAYLOAD:
-        return None
-    try:
-        doc = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    if isinstance(doc, dict) and isinstance(doc.get("id"), (str, int)) and not isinstance(doc.get("id"), bool):
-        return str(doc["id"])
-    return None
-
-
-def parse_timestamp(value: Any) -> float:
-    """ISO 8601 (with timezone; naive means local) or epoch seconds/milliseconds."""
-    if isinstance(value, bool):
-        raise BadInput("INVALID_PAYLOAD", "'timestamp' must be ISO 8601 or epoch seconds")
-    if isinstance(value, (int, float)):
-        return value / 1000.0 if value > 1e11 else float(value)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            return parsed.timestamp() if parsed.tzinfo else parsed.astimezone().timestamp()
-    raise BadInput("INVALID_PAYLOAD", f"'timestamp' {str(value)[:40]!r} is not ISO 8601 or epoch seconds")
-
-
-def parse_command(doc: Any, now: float | None = None) -> Command:
-    """A contract command payload -> Command, or BadInput naming what is wrong."""
-    if not isinstance(doc, dict):
-        raise BadInput("INVALID_PAYLOAD", f"expected a JSON object, got {type(doc).__name__}")
-    cmd_id = doc.get("id")
-    if cmd_id is not None and (isinstance(cmd_id, bool) or not isinstance(cmd_id, (str, int))):
-        raise BadInput("INVALID_PAYLOAD", "'id' must be a string or an integer")
-    cmd_id = None if cmd_id is None else str(cmd_id)
-    now = time.time() if now is None else now
-    if "timestamp" in doc and doc["timestamp"] is not None:
-        age = now - parse_timestamp(doc["timestamp"])
-        if age > STALE_AFTER_S:
-            raise BadInput("STALE_COMMAND", f"command is {age:.1f} s old (limit {STALE_AFTER_S:.0f} s); "
-                                            "not carried out")
-    timeout = doc.get("timeout")
-    if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= MAX_TIMEOUT_MS:
-            raise BadInput("INVALID_PAYLOAD", f"'timeout' must be milliseconds in 1..{MAX_TIMEOUT_MS}")
-        timeout = int(timeout)
-    values = command_values(doc)
-    if not isinstance(values, dict):
-        raise BadInput("INVALID_PAYLOAD", f"'values' must be an object, got {type(values).__name__}")
-    if not values:  # on MQTT, `get` is how to ask for the current state
-        raise BadInput("INVALID_PAYLOAD", "no values to set")
-    return Command(cmd_id, values, timeout, now)
+def contract_command(payload: bytes) -> Command:
+    """A ``cmd`` payload -> Command (shared/commands.py's envelope), or CommandError. On MQTT a
+    command must set something: ``get`` is how to ask for the current state."""
+    command = parse_command(decode_payload(payload))
+    if not command.values:
+        raise CommandError(INVALID_PAYLOAD, "no values to set", field="values")
+    return command
 
 
 class CommandFeature(Feature):
@@ -165,7 +94,7 @@ class CommandFeature(Feature):
             return
         try:
             if parsed.problem:
-                raise BadInput("INVALID_TOPIC", f"{message.topic[:200]}: {parsed.problem}")
+                raise CommandError("INVALID_TOPIC", f"{clip(message.topic)}: {clip(parsed.problem)}")
             if parsed.kind == "device_cmd":
                 self._device_cmd(parsed.device_id, message.payload)
             elif parsed.kind == "device_get":
@@ -173,16 +102,16 @@ class CommandFeature(Feature):
             elif parsed.kind == "group_cmd":
                 self._group_cmd(parsed.group_id, message.payload)
             elif parsed.kind == "meta_request":
-                decode_json(message.payload, allow_empty=True)
+                decode_payload(message.payload, allow_empty=True)
                 if parsed.request not in ("devices_list", "info"):
-                    raise BadInput("UNKNOWN_REQUEST", f"meta request {parsed.request!r} is not one of devices_list, "
-                                                      "info")
+                    raise CommandError("UNKNOWN_REQUEST", f"meta request {excerpt(parsed.request)} is not one of "
+                                                          "devices_list, info")
                 self.ctx.bus.emit("meta_request", request=parsed.request)
             elif parsed.kind == "ha_command":
                 self._ha_command(parsed.device_id, parsed.command, message.payload)
             else:
-                raise BadInput("INVALID_TOPIC", f"{message.topic[:200]}: {parsed.problem}")
-        except BadInput as exc:
+                raise CommandError("INVALID_TOPIC", f"{clip(message.topic)}: {clip(str(parsed.problem))}")
+        except CommandError as exc:
             self._reject(message, parsed.device_id, exc.code, exc.message, group_id=parsed.group_id)
 
     def _reject(self, message: IncomingMessage, device_id: str | None, code: str, text: str,
@@ -190,14 +119,14 @@ class CommandFeature(Feature):
         self.rejected += 1
         cmd_id = peek_id(message.payload)
         with command_context(cmd_id):
-            log.warning("refused %s: %s: %s", message.topic[:200], code, text)
+            log.warning("refused %s: %s: %s", clip(message.topic), code, clip(text, 300))
         known = device_id in self.ctx.known_device_ids()
         if cmd_id is not None and known:
             self._respond(device_id, cmd_id, False, code, text, None, None)
         elif cmd_id is not None and group_id is not None and self._group_known(group_id):
             self._respond_group(group_id, cmd_id, False, code, text, None, None)
         else:
-            detail = f"{text} (topic {message.topic[:200]}" + (f", command {cmd_id})" if cmd_id else ")")
+            detail = f"{text} (topic {clip(message.topic)}" + (f", command {cmd_id})" if cmd_id else ")")
             self.ctx.publish_error(device_id, code, detail)
 
     # -- commands
@@ -205,45 +134,46 @@ class CommandFeature(Feature):
     def _check_device(self, device_id: str) -> None:
         if device_id not in self.ctx.known_device_ids():
             known = ", ".join(sorted(self.ctx.known_device_ids()))
-            raise BadInput("UNKNOWN_DEVICE", f"unknown device {device_id[:80]!r} (known: {known})")
+            raise CommandError(UNKNOWN_DEVICE, f"unknown device {excerpt(device_id, 80)} (known: {known})")
         if not self.ctx.settings.device(device_id).enabled:
-            raise BadInput("DEVICE_DISABLED", f"device {device_id!r} is disabled in the instance config")
+            raise CommandError(DEVICE_DISABLED, f"device {device_id!r} is disabled in the instance config")
 
     def _group_known(self, group_id: str) -> bool:
         return any(g.group_id == group_id for g in self.ctx.settings.groups)
 
     def _device_cmd(self, device_id: str, payload: bytes) -> None:
         self._check_device(device_id)
-        command = parse_command(decode_json(payload))
+        command = contract_command(payload)
         self._submit("device", device_id, command)
 
     def _group_cmd(self, group_id: str, payload: bytes) -> None:
         if not self._group_known(group_id):
             known = ", ".join(g.group_id for g in self.ctx.settings.groups)
-            raise BadInput("UNKNOWN_GROUP", f"unknown group {group_id[:80]!r} (known: {known})")
-        command = parse_command(decode_json(payload))
+            raise CommandError("UNKNOWN_GROUP", f"unknown group {excerpt(group_id, 80)} (known: {known})")
+        command = contract_command(payload)
         self._submit("group", group_id, command)
 
     def _ha_command(self, device_id: str, which: str, payload: bytes) -> None:
         self._check_device(device_id)
         if len(payload) > MAX_PAYLOAD:
-            raise BadInput("PAYLOAD_TOO_LARGE", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD} bytes")
+            raise CommandError(PAYLOAD_TOO_LARGE, f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD} bytes")
         try:
             values = translate_ha_command(self.ctx.settings.device(device_id).type, which, payload)
         except HaCommandError as exc:
-            raise BadInput("INVALID_PAYLOAD", str(exc)) from None
-        self._submit("device", device_id, Command(None, values, None, time.time()))
+            raise CommandError(INVALID_PAYLOAD, clip(str(exc))) from None
+        self._submit("device", device_id, Command(values))
 
     def _run(self, kind: str, target: str, command: Command) -> None:
         """Pool thread: one round trip through the aggregator, then the answer."""
         with command_context(command.cmd_id):
-            log.info("%s %s command %s", kind, target, json.dumps(command.values)[:200])
+            log.info("%s %s command %s", kind, target, clip(json.dumps(command.values)))
             outcome = self.ctx.aggregator.command(kind, target, command.values, command.cmd_id, command.timeout_ms)
             duration_ms = round((time.time() - command.received) * 1000, 1)
             if outcome.ok:
                 log.info("%s %s command done in %.1f ms", kind, target, duration_ms)
             else:
-                log.warning("%s %s command failed: %s: %s", kind, target, outcome.error, outcome.message)
+                log.warning("%s %s command failed: %s: %s", kind, target, clip(str(outcome.error), 80),
+                            clip(str(outcome.message), 300))
             result = outcome.body if outcome.ok else (outcome.body or None)
             if command.cmd_id is not None:
                 respond = self._respond if kind == "device" else self._respond_group
@@ -251,8 +181,8 @@ class CommandFeature(Feature):
             elif not outcome.ok:
                 device = target if kind == "device" else None
                 self.ctx.publish_error(device, outcome.error or "COMMAND_FAILED",
-                                       f"{kind} {target} command {json.dumps(command.values)[:120]} failed: "
-                                       f"{outcome.message}")
+                                       f"{kind} {target} command {clip(json.dumps(command.values), 120)} failed: "
+                                       f"{clip(str(outcome.message), 300)}")
 
     def _response(self, cmd_id: str, ok: bool, code: str | None, text: str | None, duration_ms: float | None,
                   result: Any) -> dict[str, Any]:
@@ -280,12 +210,12 @@ class CommandFeature(Feature):
 
     def _device_get(self, device_id: str, payload: bytes) -> None:
         self._check_device(device_id)
-        doc = decode_json(payload, allow_empty=True)
+        doc = decode_payload(payload, allow_empty=True)
         if not isinstance(doc, dict):
-            raise BadInput("INVALID_PAYLOAD", f"expected a JSON object, got {type(doc).__name__}")
+            raise CommandError(INVALID_PAYLOAD, f"expected a JSON object, got {type(doc).__name__}")
         props = doc.get("properties")
         if props is not None and (not isinstance(props, list) or not all(isinstance(p, str) for p in props)):
-            raise BadInput("INVALID_PAYLOAD", "'properties' must be a list of property names")
+            raise CommandError(INVALID_PAYLOAD, "'properties' must be a list of property names")
         record = self.ctx.devices.get(device_id)
         state = dict(record.state) if record else {}
         if record is not None and record.online is not None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.context import BridgeContext, Feature
+from shared import jsonio
 from shared.config import DeviceSpec, Settings
 from shared.topics import Topics
 
@@ -170,7 +171,7 @@ def translate_ha_command(device_type: str, which: str, payload: bytes) -> dict[s
     if device_type == "window" and which == "position":
         try:
             position = int(float(text))
-        except ValueError:
+        except (ValueError, OverflowError):  # "nan"; "inf" and "1e400" overflow an int
             raise HaCommandError(f"cover position {text[:40]!r} is not a number") from None
         if not 0 <= position <= 100:
             raise HaCommandError(f"cover position {position} is outside 0..100")
@@ -181,8 +182,8 @@ def translate_ha_command(device_type: str, which: str, payload: bytes) -> dict[s
         return {"state": text.lower()}
     if device_type == "led" and which == "set":
         try:
-            doc = json.loads(text)
-        except ValueError:
+            doc = jsonio.loads_input(text)
+        except ValueError:  # malformed, or nested deeper than any light command
             raise HaCommandError("light command is not JSON (json schema expected)") from None
         if not isinstance(doc, dict):
             raise HaCommandError("light command must be a JSON object")
@@ -200,7 +201,7 @@ def translate_ha_command(device_type: str, which: str, payload: bytes) -> dict[s
             c = doc["color"]
             try:
                 values["color"] = "#{:02x}{:02x}{:02x}".format(*(int(c[k]) for k in "rgb"))
-            except (TypeError, KeyError, ValueError):
+            except (TypeError, KeyError, ValueError, OverflowError):
                 raise HaCommandError("light 'color' must be {\"r\",\"g\",\"b\"}") from None
         if not values:
             raise HaCommandError("light command sets nothing")

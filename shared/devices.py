@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from shared.logs import clip, excerpt
+
 SENSOR_TYPES = frozenset({"temperature", "humidity", "pressure", "illuminance", "motion", "sound_level", "battery"})
 INTERVAL_RANGE_S = (0.1, 86_400.0)
 """Seconds between readings a sensor command may set (the firmware takes 1 ms .. 1 day)."""
@@ -21,8 +23,6 @@ _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 INVALID_VALUE = "INVALID_VALUE"
 UNSUPPORTED = "UNSUPPORTED"
-ENVELOPE_KEYS = ("id", "timestamp", "timeout")
-"""Command body fields that are about the command, not values for the device."""
 
 
 class InvalidCommand(Exception):
@@ -45,7 +45,7 @@ def is_number(value: Any) -> bool:
 def _interval(name: str, value: Any) -> float:
     low, high = INTERVAL_RANGE_S
     if not is_number(value) or not low <= value <= high:
-        raise _invalid(f"{name} must be a number of seconds {low:g}..{high:g}, got {value!r}")
+        raise _invalid(f"{name} must be a number of seconds {low:g}..{high:g}, got {excerpt(value)}")
     return float(value)
 
 
@@ -53,13 +53,13 @@ def _position(name: str, value: Any) -> int | str:
     if value == "stop":
         return "stop"
     if not is_number(value) or not 0 <= value <= 100:
-        raise _invalid(f"{name} must be a number 0..100 (percent open) or \"stop\", got {value!r}")
+        raise _invalid(f"{name} must be a number 0..100 (percent open) or \"stop\", got {excerpt(value)}")
     return round(value)
 
 
 def _stop(name: str, value: Any) -> bool:
     if value is not True and value != "stop":
-        raise _invalid(f"{name} must be true, got {value!r}")
+        raise _invalid(f"{name} must be true, got {excerpt(value)}")
     return True
 
 
@@ -67,19 +67,19 @@ def _on_off(name: str, value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if not isinstance(value, str) or value.lower() not in ("on", "off"):
-        raise _invalid(f"{name} must be \"on\" or \"off\", got {value!r}")
+        raise _invalid(f"{name} must be \"on\" or \"off\", got {excerpt(value)}")
     return value.lower()
 
 
 def _color(name: str, value: Any) -> str:
     if not isinstance(value, str) or not _COLOR.match(value):
-        raise _invalid(f"{name} must be a colour \"#rrggbb\", got {value!r}")
+        raise _invalid(f"{name} must be a colour \"#rrggbb\", got {excerpt(value)}")
     return value.lower()
 
 
 def _brightness(name: str, value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 255:
-        raise _invalid(f"{name} must be an integer 0..255, got {value!r}")
+        raise _invalid(f"{name} must be an integer 0..255, got {excerpt(value)}")
     return value
 
 
@@ -87,7 +87,7 @@ def _blink(name: str, value: Any) -> int:
     if isinstance(value, bool):
         return BLINK_DEFAULT_MS if value else 0
     if not isinstance(value, int) or not (value == 0 or 50 <= value <= 10_000):
-        raise _invalid(f"{name} must be true/false or a period in ms (0 or 50..10000), got {value!r}")
+        raise _invalid(f"{name} must be true/false or a period in ms (0 or 50..10000), got {excerpt(value)}")
     return value
 
 
@@ -99,15 +99,6 @@ COMMAND_RULES: dict[str, dict[str, Rule]] = {
     "led": {"state": _on_off, "color": _color, "brightness": _brightness, "blink": _blink},
     "switch": {"state": _on_off},
 }
-
-
-def command_values(body: Mapping[str, Any]) -> Any:
-    """The values of a command body: ``body["values"]``, or else the body itself minus ``id``,
-    ``timestamp`` and ``timeout`` (the IoT2MQTT contract's rule, handy with curl too).
-    Not validated: ``normalize_command`` does that."""
-    if "values" in body:
-        return body["values"]
-    return {k: v for k, v in body.items() if k not in ENVELOPE_KEYS}
 
 
 def command_keys(device_type: str) -> tuple[str, ...]:
@@ -129,7 +120,7 @@ def normalize_command(device_type: str, values: Any) -> dict[str, Any]:
     accepted = sorted(rules)
     unknown = sorted(set(values) - set(rules))
     if unknown:
-        raise InvalidCommand(UNSUPPORTED, f"a {device_type} device does not take {', '.join(unknown)}; "
+        raise InvalidCommand(UNSUPPORTED, f"a {device_type} device does not take {clip(', '.join(unknown), 100)}; "
                                           f"it takes {', '.join(accepted)}", accepted=accepted)
     if not values and device_type not in SENSOR_TYPES:
         raise InvalidCommand(INVALID_VALUE, f"the command has no values; a {device_type} device takes "

@@ -11,10 +11,9 @@ from typing import Any, Protocol
 
 from flask import Flask, Response, request
 
-from shared.commands import INVALID_VALUE, CommandError
-from shared.devices import command_values
+from shared.commands import Command, CommandError, decode_payload, parse_command
 from shared.sse import EventPublisher
-from shared.web import ApiError, ErrorLog, json_response
+from shared.web import ErrorLog, json_response
 
 
 class HandlerDevices(Protocol):
@@ -29,16 +28,13 @@ class HandlerDevices(Protocol):
 
     def fresh_view(self, device_id: str) -> dict[str, Any]: ...
 
-    def command(self, device_id: str, values: Any, cmd_id: Any = None,
-                timeout_ms: Any = None) -> dict[str, Any]: ...
+    def command(self, device_id: str, command: Command) -> dict[str, Any]: ...
 
 
-def json_object_body() -> dict[str, Any]:
-    """The request's JSON object, or INVALID_VALUE (400) naming what was wrong."""
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ApiError(INVALID_VALUE, "The body must be a JSON object.", 400)
-    return data
+def command_body() -> Command:
+    """The request's command envelope (shared/commands.py), whatever its Content-Type; an empty
+    body is ``{}``. CommandError (a JSON 400) for anything else."""
+    return parse_command(decode_payload(request.get_data(), allow_empty=True))
 
 
 def _wants_fresh() -> bool:
@@ -50,7 +46,7 @@ def install_handler_api(app: Flask, devices: HandlerDevices) -> None:
 
     @app.errorhandler(CommandError)
     def _command_error(exc: CommandError) -> Response:
-        return json_response({"error": exc.code, "message": exc.message, **exc.extra}, exc.status)
+        return json_response(exc.to_dict(), exc.status)
 
     @app.get("/sensors")
     def sensors() -> Response:
@@ -66,8 +62,7 @@ def install_handler_api(app: Flask, devices: HandlerDevices) -> None:
 
     @app.post("/sensor/<device_id>/cmd")
     def sensor_cmd(device_id: str) -> Response:
-        data = json_object_body()
-        return json_response(devices.command(device_id, command_values(data), data.get("id"), data.get("timeout")))
+        return json_response(devices.command(device_id, command_body()))
 
     @app.get("/errors")
     def errors() -> Response:

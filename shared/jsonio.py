@@ -32,3 +32,36 @@ def dumps(obj: Any) -> str:
 def loads(data: str | bytes) -> Any:
     """Parse JSON; a malformed document raises ``ValueError`` (``orjson.JSONDecodeError``)."""
     return orjson.loads(data)
+
+
+MAX_DEPTH = 32
+"""Levels of nesting JSON from outside may have; a command has three. Python's parser gives up
+near 1,000 levels with a RecursionError, not a ValueError, and whatever walks a deep document
+after it (an encoder, a log line) would fail the same way."""
+
+
+def loads_input(data: str | bytes, max_depth: int | None = MAX_DEPTH) -> Any:
+    """JSON from outside the connector (an MQTT payload, a REST body), or ``ValueError`` with a
+    sentence: malformed, not UTF-8, or nested deeper than ``max_depth`` (None: as deep as the
+    parser goes, for a glance at the top level only). The standard library's parser: NaN and
+    Infinity arrive as floats, so the checks after it can refuse them by name."""
+    try:
+        doc = json.loads(data)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {max_depth or 'the parser allows'} levels") from None
+    if max_depth is not None and _deeper_than(doc, max_depth):
+        raise ValueError(f"nested deeper than {max_depth} levels")
+    return doc
+
+
+def _deeper_than(doc: Any, limit: int) -> bool:
+    pending = [(doc, 1)]  # a list, not recursion: the document may be as deep as the parser allows
+    while pending:
+        node, depth = pending.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False

@@ -33,6 +33,21 @@ _SECRET_PAIR = re.compile(
 )
 MIN_SECRET_LENGTH = 3
 """Shorter literal secrets are not searched for: replacing every "a" would wreck the logs."""
+MAX_CMD_TAG = 64
+"""Characters of a command id shown on a log line (the longest id a command may carry)."""
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out: what comes from outside
+    (a payload, an id, a topic) must not make a log line or an error message as long as it is."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def excerpt(value: object, limit: int = 60) -> str:
+    """``repr(value)``, clipped: how a message quotes a value it refuses."""
+    return clip(repr(value), limit)
 
 
 @contextmanager
@@ -72,7 +87,8 @@ class ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.service = self.service
-        record.cmd_id = _command_id.get()
+        cmd_id = _command_id.get()
+        record.cmd_id = None if cmd_id is None else clip(cmd_id, MAX_CMD_TAG)
         record.cmd_tag = f" [cmd {record.cmd_id}]" if record.cmd_id else ""
         return True
 

@@ -29,9 +29,8 @@ from shared.commands import (
     TIMEOUT,
     UNKNOWN_DEVICE,
     UNSUPPORTED,
+    Command,
     CommandError,
-    parse_command_id,
-    parse_timeout,
 )
 from shared.config import EndpointSpec, Settings
 from shared.devices import SENSOR_TYPES, InvalidCommand, normalize_command
@@ -208,19 +207,19 @@ class HttpPoller:
 
     # ------------------------------------------------------------------ commands
 
-    def command(self, device_id: str, values: Any, cmd_id: Any = None, timeout_ms: Any = None) -> dict[str, Any]:
+    def command(self, device_id: str, command: Command) -> dict[str, Any]:
         """Carry out a device command; ``{"status": "success", "cmd_id", "result"}`` or CommandError."""
         device = self.device(device_id)
-        cmd_id = parse_command_id(cmd_id) or uuid.uuid4().hex[:12]
+        cmd_id = command.cmd_id or uuid.uuid4().hex[:12]
         with command_context(cmd_id):
             try:
-                normalized = normalize_command(device.spec.type, values)
+                normalized = normalize_command(device.spec.type, command.values)
             except InvalidCommand as exc:
                 raise CommandError(exc.code, exc.message, **exc.extra) from None
             endpoint = self.endpoints.get(device.spec.endpoint or "")
             if endpoint is None:
                 raise CommandError(OFFLINE, f"endpoint {device.spec.endpoint} of {device_id} is disabled in the config")
-            timeout = parse_timeout(timeout_ms, endpoint.spec.timeout)
+            timeout = command.timeout_s(endpoint.spec.timeout)
             if device.spec.type in SENSOR_TYPES:
                 result = self._read_now(device, endpoint, normalized, timeout)
             else:

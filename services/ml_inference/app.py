@@ -6,8 +6,10 @@ from typing import Any
 
 from flask import Flask, Response, request
 
+from shared import jsonio
 from shared.config import Settings
 from shared.handler_api import install_handler_api
+from shared.logs import clip
 from shared.web import ApiError, health_response, install_error_handlers, install_instance_header, json_response
 
 from .service import SERVICE, MlInference
@@ -15,10 +17,10 @@ from .service import SERVICE, MlInference
 
 def _body() -> Any:
     # Python's JSON reader takes NaN and Infinity: they reach the input checks and are refused there by name.
-    body = request.get_json(force=True, silent=True)
-    if body is None:
-        raise ApiError("INVALID_JSON", "The request body is not valid JSON.", 400)
-    return body
+    try:
+        return jsonio.loads_input(request.get_data())
+    except ValueError as exc:  # malformed, or nested deeper than any input is
+        raise ApiError("INVALID_JSON", f"The request body is not valid JSON ({clip(str(exc), 120)}).", 400) from None
 
 
 def create_app(settings: Settings, service: MlInference | None = None) -> Flask:

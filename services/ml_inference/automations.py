@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from shared.commands import OFFLINE, REJECTED, UNKNOWN_DEVICE, UNSUPPORTED, CommandError, parse_command_id
+from shared.commands import OFFLINE, REJECTED, UNKNOWN_DEVICE, UNSUPPORTED, CommandError
 from shared.config import AutomationSpec, DeviceSpec, Settings
 from shared.devices import InvalidCommand, normalize_command
 from shared.sse import now_iso
@@ -142,10 +142,10 @@ class Automations:
     def sensors(self) -> list[dict[str, Any]]:
         return [self.device_view(device_id) for device_id in self.devices]
 
-    def command(self, device_id: str, values: Any, cmd_id: Any = None) -> dict[str, Any]:
-        """A switch command: ``{"state": "on"}`` (automatic moves) or ``"off"`` (suggest only)."""
+    def command(self, device_id: str, values: Any, cmd_id: str | None = None) -> dict[str, Any]:
+        """A switch command: ``{"state": "on"}`` (automatic moves) or ``"off"`` (suggest only); the
+        envelope (``cmd_id``) was read by shared/commands.py."""
         spec = self.device(device_id)
-        cmd_id = parse_command_id(cmd_id)
         if spec.type != "switch":
             raise CommandError(UNSUPPORTED, f"{device_id} is a {spec.type} device; an automation only serves "
                                "switch devices")

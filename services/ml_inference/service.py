@@ -8,6 +8,7 @@ import logging
 import time
 from typing import Any
 
+from shared.commands import Command
 from shared.config import Settings
 from shared.devices import is_number
 from shared.sse import EventPublisher
@@ -61,8 +62,8 @@ class MlInference:
     def fresh_view(self, device_id: str) -> dict[str, Any]:
         return self.view(device_id)  # nothing to ask a device for: a switch is always current
 
-    def command(self, device_id: str, values: Any, cmd_id: Any = None, timeout_ms: Any = None) -> dict[str, Any]:
-        return self.automations.command(device_id, values, cmd_id)  # instant: no timeout to honour
+    def command(self, device_id: str, command: Command) -> dict[str, Any]:
+        return self.automations.command(device_id, command.values, command.cmd_id)  # instant: no timeout to honour
 
     # -- the model
 

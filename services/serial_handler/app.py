@@ -6,7 +6,7 @@ import atexit
 from flask import Flask
 
 from shared.config import Settings
-from shared.handler_api import install_handler_api, json_object_body
+from shared.handler_api import command_body, install_handler_api
 from shared.web import health_response, install_error_handlers, install_instance_header, json_response
 
 from .handler import SerialHandler, UnknownBoard
@@ -45,6 +45,6 @@ def create_app(settings: Settings, handler: SerialHandler | None = None) -> Flas
 
     @app.post("/boards/<board_id>/cmd")
     def board_cmd(board_id: str):
-        return json_response(handler.board_command(board_id, json_object_body()))
+        return json_response(handler.board_command(board_id, command_body()))
 
     return app

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.commands import (  # noqa: F401 - the codes and envelope every handler shares, re-exported
+from shared.commands import (  # noqa: F401 - the codes every handler shares, re-exported
     HTTP_STATUS,
     INVALID_VALUE,
     OFFLINE,
@@ -18,10 +18,9 @@ from shared.commands import (  # noqa: F401 - the codes and envelope every handl
     UNKNOWN_DEVICE,
     UNSUPPORTED,
     CommandError,
-    parse_command_id,
-    parse_timeout,
 )
 from shared.devices import SENSOR_TYPES, InvalidCommand, normalize_command
+from shared.logs import excerpt
 
 # What a board drives: its sensors, the window motor and the LED (no switch output).
 SERIAL_TYPES = SENSOR_TYPES | {"window", "led"}
@@ -51,15 +50,14 @@ def build_command(device_type: str, values: Any) -> dict[str, Any]:
     return {"type": "config", "interval_ms": max(1, round(normalized["interval"] * 1000))}
 
 
-def board_command(body: Any) -> dict[str, Any]:
-    """A raw protocol command for ``POST /boards/<id>/cmd``: ``{"type": "ping", ...fields}``.
+def board_command(fields: dict[str, Any]) -> dict[str, Any]:
+    """A raw protocol command for ``POST /boards/<id>/cmd``: ``{"type": "ping", ...fields}`` (the
+    envelope's ``id``, ``timestamp`` and ``timeout`` already taken out, shared/commands.py).
 
     Only the type is checked here; the board validates the fields and says why it refuses.
     """
-    if not isinstance(body, dict):
-        raise CommandError(INVALID_VALUE, 'the body must be a JSON object, e.g. {"type": "ping"}')
-    kind = body.get("type")
+    kind = fields.get("type")
     if kind not in BOARD_COMMANDS:
-        raise CommandError(UNSUPPORTED, f"type must be one of {', '.join(BOARD_COMMANDS)}, got {kind!r}",
+        raise CommandError(UNSUPPORTED, f"type must be one of {', '.join(BOARD_COMMANDS)}, got {excerpt(kind)}",
                            supported=list(BOARD_COMMANDS))
-    return {k: v for k, v in body.items() if k not in ("id", "timeout")}
+    return dict(fields)

@@ -11,8 +11,9 @@ import time
 import uuid
 from typing import Any
 
+from shared.commands import Command
 from shared.config import Settings
-from shared.logs import command_context
+from shared.logs import clip, command_context
 from shared.sse import EventPublisher
 from shared.web import ErrorLog, Metrics
 
@@ -22,8 +23,6 @@ from .commands import (
     CommandError,
     board_command,
     build_command,
-    parse_command_id,
-    parse_timeout,
 )
 from .devices import (
     ALERT_DEVICES,
@@ -137,16 +136,16 @@ class SerialHandler:
 
     # ------------------------------------------------------------------ commands
 
-    def command(self, device_id: str, values: Any, cmd_id: Any = None, timeout_ms: Any = None) -> dict[str, Any]:
+    def command(self, device_id: str, request: Command) -> dict[str, Any]:
         """Carry out a device command; ``{"status": "success", "cmd_id", "result"?}`` or CommandError."""
         device = self.device(device_id)
-        cmd_id = parse_command_id(cmd_id) or uuid.uuid4().hex[:12]
+        cmd_id = request.cmd_id or uuid.uuid4().hex[:12]
         with command_context(cmd_id):
-            command = build_command(device.spec.type, values)
+            command = build_command(device.spec.type, request.values)
             link = self.links.get(device.spec.board or "")
             if link is None:
                 raise CommandError(OFFLINE, f"board {device.spec.board} of {device_id} is disabled in the config")
-            timeout = parse_timeout(timeout_ms, link.board.command_timeout)
+            timeout = request.timeout_s(link.board.command_timeout)
             log.info("command %s -> %s: %s", device_id, link.board_id, command)
             started = time.perf_counter()
             try:
@@ -160,14 +159,15 @@ class SerialHandler:
         self._apply_result(device, command, reply.get("result"))
         return {"status": "success", **reply}
 
-    def board_command(self, board_id: str, body: Any) -> dict[str, Any]:
-        """A raw protocol command to a board (``POST /boards/<id>/cmd``)."""
+    def board_command(self, board_id: str, request: Command) -> dict[str, Any]:
+        """A raw protocol command to a board (``POST /boards/<id>/cmd``): the envelope's values are
+        the protocol command's fields."""
         link = self._link(board_id)
-        command = board_command(body)
-        cmd_id = parse_command_id(body.get("id")) or uuid.uuid4().hex[:12]
-        timeout = parse_timeout(body.get("timeout"), link.board.command_timeout)
+        command = board_command(request.values)
+        cmd_id = request.cmd_id or uuid.uuid4().hex[:12]
+        timeout = request.timeout_s(link.board.command_timeout)
         with command_context(cmd_id):
-            log.info("board command %s: %s", board_id, command)
+            log.info("board command %s: %s", board_id, clip(str(command)))
             reply = link.request(command, timeout, cmd_id)
         return {"status": "success", **reply}
 

@@ -5,11 +5,11 @@ from typing import Any
 
 from flask import Flask, Response, request
 
+from shared.commands import CommandError, decode_payload
 from shared.config import DEVICE_TYPES, Settings
 from shared.web import ApiError, Metrics, install_error_handlers, install_instance_header, json_response
 
 from .aggregator import SERVICE, StateAggregator
-from .commands import CommandError
 from .registry import UnknownDevice, UnknownGroup
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -27,12 +27,8 @@ def _flag(name: str) -> bool | None:
 
 
 def _body() -> Any:
-    if not request.get_data():
-        return {}
-    body = request.get_json(force=True, silent=True)
-    if body is None:
-        raise ApiError("INVALID_JSON", "The request body is not valid JSON.", 400)
-    return body
+    """A command body, whatever its Content-Type; an empty one is ``{}`` (a sensor's "read now")."""
+    return decode_payload(request.get_data(), allow_empty=True)
 
 
 def create_app(settings: Settings, aggregator: StateAggregator | None = None) -> Flask:

@@ -32,12 +32,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from shared.commands import Command, CommandError, bounded_id
 from shared.config import AutomationSpec, DeviceSpec
 from shared.sse import now_iso
 from shared.web import ErrorLog
 
 from .cache import TtlCache
-from .commands import CommandError, CommandRequest
 from .handlers import HandlerClient, HandlerReplyError, HandlerUnavailable
 from .registry import DeviceRegistry
 from .routing import CommandRouter
@@ -118,7 +118,7 @@ class WindowAutomation:
         elif device_id == self.spec.window and kind == "availability" and data.get("online"):
             self._schedule(f"{device_id} online", self._debounce)
 
-    def on_command(self, spec: DeviceSpec, request: CommandRequest, cmd_id: str, status: int) -> None:
+    def on_command(self, spec: DeviceSpec, request: Command, cmd_id: str, status: int) -> None:
         """A command went to a device. One for the window that is not ours is a person's (whatever
         its outcome: a move that timed out may still have happened); one that flipped our switch
         changes what the policy says (switching on also ends a hold)."""
@@ -235,7 +235,7 @@ class WindowAutomation:
                          self.spec.automation_id, window, manual["cmd_id"])
                 return
             self._sent += 1
-            cmd_id = f"auto-{self.spec.automation_id}-{self._sent}"
+            cmd_id = bounded_id(f"auto-{self.spec.automation_id}-{self._sent}")
             self._own_commands.add(cmd_id)
         body = {"id": cmd_id, "values": {"position": position}}
         try:
@@ -341,7 +341,7 @@ class WindowAutomations:
         for automation in self.by_id.values():
             automation.on_event(kind, data)
 
-    def on_command(self, spec: DeviceSpec, request: CommandRequest, cmd_id: str, status: int) -> None:
+    def on_command(self, spec: DeviceSpec, request: Command, cmd_id: str, status: int) -> None:
         for automation in self.by_id.values():
             automation.on_command(spec, request, cmd_id, status)
 

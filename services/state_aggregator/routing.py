@@ -13,10 +13,11 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from shared.commands import DEVICE_DISABLED, INVALID_VALUE, Command, CommandError, bounded_id, parse_command
 from shared.config import DeviceSpec
 from shared.logs import command_context
 
-from .commands import CommandError, CommandRequest, parse_command, validate_values
+from .commands import validate_values
 from .handlers import NOT_RESPONDING, HandlerClient, HandlerUnavailable
 from .registry import DeviceRegistry
 
@@ -35,7 +36,7 @@ class CommandRouter:
         self._clients = clients
         self._pool = ThreadPoolExecutor(max_workers=fan_out_threads, thread_name_prefix="group-cmd")
         # Told of every command delivered, with its HTTP status (the window automations learn of manual commands).
-        self.observers: list[Callable[[DeviceSpec, CommandRequest, str, int], None]] = []
+        self.observers: list[Callable[[DeviceSpec, Command, str, int], None]] = []
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -53,9 +54,9 @@ class CommandRouter:
         self.check(spec, request)
         return self._deliver(spec, request, request.cmd_id or new_command_id())
 
-    def check(self, spec: DeviceSpec, request: CommandRequest) -> None:
+    def check(self, spec: DeviceSpec, request: Command) -> None:
         if not spec.enabled:
-            raise CommandError(409, "DEVICE_DISABLED", f"{spec.device_id} is disabled in the instance config; "
+            raise CommandError(DEVICE_DISABLED, f"{spec.device_id} is disabled in the instance config; "
                                "it takes no commands", device_id=spec.device_id)
         try:
             validate_values(spec.type, request.values)
@@ -64,7 +65,7 @@ class CommandRouter:
             exc.extra.setdefault("type", spec.type)
             raise
 
-    def _deliver(self, spec: DeviceSpec, request: CommandRequest, cmd_id: str) -> tuple[int, dict[str, Any]]:
+    def _deliver(self, spec: DeviceSpec, request: Command, cmd_id: str) -> tuple[int, dict[str, Any]]:
         status, reply = self._to_handler(spec, request, cmd_id)
         for observer in self.observers:
             try:
@@ -73,7 +74,7 @@ class CommandRouter:
                 log.exception("command observer %r failed", observer)
         return status, reply
 
-    def _to_handler(self, spec: DeviceSpec, request: CommandRequest, cmd_id: str) -> tuple[int, dict[str, Any]]:
+    def _to_handler(self, spec: DeviceSpec, request: Command, cmd_id: str) -> tuple[int, dict[str, Any]]:
         tags = {"cmd_id": cmd_id, "device_id": spec.device_id, "service": spec.service}
         client = self._clients.get(spec.service)
         if client is None:
@@ -81,7 +82,7 @@ class CommandRouter:
         with command_context(cmd_id):
             log.info("command %s -> %s: %s", spec.device_id, spec.service, dict(request.values))
             try:
-                status, reply = client.command(spec.device_id, request.handler_body(cmd_id))
+                status, reply = client.command(spec.device_id, request.body(cmd_id))
             except HandlerUnavailable as exc:
                 log.warning("command not delivered: %s", exc)
                 if exc.reason == NOT_RESPONDING:
@@ -117,9 +118,10 @@ class CommandRouter:
             targets.append(spec)
         summary = {"group_id": group_id, "cmd_id": base_id}
         if not targets:
-            return 400, {"error": "INVALID_VALUE", "message": f"no enabled member of group {group_id} "
+            return 400, {"error": INVALID_VALUE, "message": f"no enabled member of group {group_id} "
                          "takes this command", **summary, "members": members}
-        futures = {spec.device_id: self._pool.submit(self._deliver, spec, request, f"{base_id}.{spec.device_id}")
+        futures = {spec.device_id: self._pool.submit(self._deliver, spec, request,
+                                                      bounded_id(f"{base_id}.{spec.device_id}"))
                    for spec in targets}
         for device_id, future in futures.items():
             status, reply = future.result()

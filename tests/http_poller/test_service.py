@@ -188,7 +188,7 @@ def test_command_errors_use_the_handler_codes(simulator, service):
     status, code, message = error("relay", {"values": {"state": "on"}, "timeout": 500})
     assert (status, code) == (504, "TIMEOUT") and message == "no answer from endpoint esp within 0.5 s"
     assert time.monotonic() - started < 3
-    assert svc.post("/sensor/relay/cmd", "not an object").json()["error"] == "INVALID_VALUE"
+    assert svc.post("/sensor/relay/cmd", "not an object").json()["error"] == "INVALID_PAYLOAD"
 
 
 def test_motion_changes_are_events_too(simulator, service):

@@ -106,7 +106,7 @@ def test_invalid_and_unsupported_commands_never_reach_the_board(board) -> None:
     after = emulator.control({"get": "state"})["state"]["board"]
     assert after["led"] == before["led"] and after["window"]["target"] == before["window"]["target"]
     bad_body = service.post("/sensor/b1_led/cmd", data=b"not json", headers={"Content-Type": "application/json"})
-    assert bad_body.status_code == 400 and bad_body.json()["error"] == "INVALID_VALUE"
+    assert bad_body.status_code == 400 and bad_body.json()["error"] == "INVALID_JSON"
 
 
 def test_a_board_that_never_acks_times_out_within_the_timeout(board) -> None:

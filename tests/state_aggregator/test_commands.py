@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.state_aggregator.commands import CommandError, parse_command, validate_values
+from services.state_aggregator.commands import validate_values
+from shared.commands import CommandError, parse_command
 
 ACCEPTED = [
     ("window", {"position": 0}), ("window", {"position": 100}), ("window", {"position": 42.5}),
@@ -46,7 +47,7 @@ def test_body_without_values_is_taken_as_the_values():
     request = parse_command({"id": "c-1", "position": 40, "timeout": 5000})
     assert dict(request.values) == {"position": 40}
     assert request.cmd_id == "c-1"
-    assert request.handler_body("c-1") == {"values": {"position": 40}, "id": "c-1", "timeout": 5000}
+    assert request.body("c-1") == {"values": {"position": 40}, "id": "c-1", "timeout": 5000}
 
 
 @pytest.mark.parametrize("body", [[1, 2], {"values": [1]}, {"values": {}, "timeout": -5},

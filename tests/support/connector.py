@@ -79,7 +79,9 @@ class ConnectorStack:
                     "DATA_DIR": str(tmp / "data"), "LOG_LEVEL": "INFO", "MQTT_HOST": "127.0.0.1",
                     "MQTT_PORT": str(self.broker.port), "IOT2MQTT_PATH": str(tmp)}
         self.aggregator_url = f"http://127.0.0.1:{ports['state_aggregator']['port']}"
-        self.log = open(tmp / "stack.log", "ab")
+        self.urls = {name: f"http://127.0.0.1:{port['port']}" for name, port in ports.items()}
+        self.log_path = tmp / "stack.log"
+        self.log = open(self.log_path, "ab")
         self.spawn("-m", "services.serial_handler")
         if http:
             self.spawn("-m", "services.http_poller")
