@@ -188,6 +188,7 @@ def test_a_program_that_cannot_start_ends_the_container_and_the_restart_policy_a
     instance = start_instance(engine, platform, image, "hub_fatal")
     try:
         wait_online(watcher, instance)
+        wait_healthy(instance)  # ml_inference running with its worker, not still starting
         port = instance.ports["ml_inference"]
         pid = instance.program_pid("ml_inference")
         # Kill the service's whole process group and take its port from inside the container
@@ -205,8 +206,11 @@ def test_a_program_that_cannot_start_ends_the_container_and_the_restart_policy_a
                     "s.listen()\n"
                     "time.sleep(600)\n")
         instance.docker("exec", "-d", instance.name, "python", "-c", squatter)
-        wait_for(lambda: int(instance.inspect("{{.RestartCount}}")) >= 1, timeout=90, interval=0.5,
-                 message="the container to be restarted by its restart policy")
+        try:
+            wait_for(lambda: int(instance.inspect("{{.RestartCount}}")) >= 1, timeout=90, interval=0.5,
+                     message="the container to be restarted by its restart policy")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- docker logs (last 4000 chars):\n{instance.logs()[-4000:]}") from None
         assert "ml_inference could not start (FATAL" in instance.logs()
         watcher.clear()
         wait_online(watcher, instance)  # the squatter died with the old container
