@@ -29,7 +29,7 @@ from typing import Any
 
 from shared import jsonio
 from shared.clock import now_iso
-from shared.identity import ForeignInstance, check_instance
+from shared.identity import INSTANCE_HEADER, ForeignInstance, check_instance
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,104 @@ PROCESS_SHUTDOWN = Shutdown()
 """The one a signal to this process begins; every publisher watches it unless given its own
 (a test's). Process-wide because a signal reaches a process, not an object."""
 
+
+# --------------------------------------------------------------------------- stream bound
+
+STREAM_RETRY_AFTER_S = 5
+"""How long a client refused for too many streams is asked to wait (``Retry-After``)."""
+
+OWN_FOLLOWER_ENVIRON = "sensor_hub.own_follower"
+"""WSGI environ key: true when the request names this service's instance in ``X-Instance-Id``
+(set by ``shared.web.install_instance_header``)."""
+
+STREAM_REFUSAL_LOG_INTERVAL_S = 60.0
+
+
+class StreamSlots:
+    """How many event streams this process serves at once.
+
+    Every open ``/events`` stream holds one of the server's threads for as long as it lasts, so
+    unbounded streams could take them all: 80 ``curl -N`` left /devices and the bridge's
+    commands unanswered until they went away. ``limit`` streams are open to anyone; ``reserved``
+    more only to this instance's own followers, requests that name it in ``X-Instance-Id`` (the
+    aggregator following its handlers and the bridge following the aggregator do: their
+    ``EventFollower``), so that they get in however many others watch. The header is no
+    password: it keeps the connector's own streams apart from onlookers, not from an attacker.
+
+    Unbounded until ``configure``: the server does it from its thread count (shared/server.py
+    ``stream_slots``); a test's in-process server stays unbounded. Process-wide because the
+    threads are.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.limit: int | None = None
+        self.reserved = 0
+        self._open = 0
+        self._open_reserved = 0
+        self._refused = 0
+        self._logged_at = float("-inf")
+
+    def configure(self, limit: int, reserved: int) -> None:
+        if limit < 1 or reserved < 0:
+            raise ValueError("limit must be >= 1 and reserved >= 0")
+        with self._lock:
+            self.limit, self.reserved = limit, reserved
+
+    def take(self, own_follower: bool = False) -> Callable[[], None] | None:
+        """A slot for one more stream: the function that gives it back when the stream ends (once
+        is enough; more calls do nothing), or None when every slot it may have is taken."""
+        with self._lock:
+            if own_follower and self._open_reserved < self.reserved:
+                self._open_reserved += 1
+                return self._giver(reserved=True)
+            if self.limit is None or self._open < self.limit:
+                self._open += 1
+                return self._giver(reserved=False)
+            self._refused += 1
+            now = time.monotonic()
+            if now - self._logged_at < STREAM_REFUSAL_LOG_INTERVAL_S:
+                return None
+            self._logged_at = now
+            refused = self._refused
+        log.warning("refused an event stream: %d open, the most this service serves (%d refused since it "
+                    "started; logged once a minute at most)", self.limit, refused)
+        return None
+
+    def _giver(self, reserved: bool) -> Callable[[], None]:
+        given: list[bool] = []
+
+        def give_back() -> None:
+            with self._lock:
+                if given:
+                    return
+                given.append(True)
+                if reserved:
+                    self._open_reserved -= 1
+                else:
+                    self._open -= 1
+        return give_back
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {"limit": self.limit, "reserved": self.reserved, "open": self._open,
+                    "open_reserved": self._open_reserved, "refused": self._refused}
+
+
+STREAM_SLOTS = StreamSlots()
+"""The streams of this process (``EventPublisher.flask_response`` takes its slots here)."""
+
+
+def _too_many_streams(slots: StreamSlots):
+    """503 ``TOO_MANY_STREAMS`` in the JSON error shape, with ``Retry-After``."""
+    from flask import Response
+
+    body = {"error": "TOO_MANY_STREAMS",
+            "message": f"This service already serves {slots.limit} event streams, the most it serves at once; "
+                       f"try again in {STREAM_RETRY_AFTER_S} s.",
+            "limit": slots.limit}
+    return Response(jsonio.dumps_bytes(body), status=503, mimetype="application/json",
+                    headers={"Retry-After": str(STREAM_RETRY_AFTER_S)})
 
 class _Client:
     """One connected stream: a bounded queue of pre-formatted messages."""
@@ -237,15 +335,20 @@ class EventPublisher:
     def flask_response(self, last_event_id: str | None = None):
         """A streaming ``flask.Response`` for ``GET /events``.
 
-        Pass ``request.headers.get("Last-Event-ID")``.
+        Pass ``request.headers.get("Last-Event-ID")``. Without a free stream slot
+        (``STREAM_SLOTS``) the answer is 503 ``TOO_MANY_STREAMS`` instead.
         """
-        from flask import Response  # imported here: followers need no Flask
+        from flask import Response, request  # imported here: followers need no Flask
 
+        give_back = STREAM_SLOTS.take(own_follower=bool(request.environ.get(OWN_FOLLOWER_ENVIRON)))
+        if give_back is None:
+            return _too_many_streams(STREAM_SLOTS)
         stream = self.subscribe(last_event_id)
         response = Response(stream, mimetype="text/event-stream")
         response.headers["Cache-Control"] = "no-cache"
         response.headers["X-Accel-Buffering"] = "no"  # tell proxies not to buffer the stream
         response.call_on_close(stream.close)  # unregister even if never iterated
+        response.call_on_close(give_back)
         return response
 
     def _preamble(self, last_event_id: str | None) -> str:
@@ -439,7 +542,8 @@ class EventFollower:
     With ``instance_id``, a stream that does not carry that ``X-Instance-Id`` (another
     instance's service on the configured port, or no sensor-hub service at all) is refused
     like a failed connection and retried with the same backoff; ``refused`` says why, and
-    the log says it once per new reason (shared/identity.py).
+    the log says it once per new reason (shared/identity.py). The request names the instance
+    too, which gets it a stream slot kept for the instance's own followers (``StreamSlots``).
     """
 
     def __init__(self, url: str, on_event: Callable[[Event], None] | None = None,
@@ -530,6 +634,8 @@ class EventFollower:
         """One connection: stream until it ends. True when it carried an event or a heartbeat
         (a peer that accepts and hangs up at once must not make us reconnect in a tight loop)."""
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        if self._instance_id is not None:  # one of the instance's own followers: a kept slot (StreamSlots)
+            headers[INSTANCE_HEADER] = self._instance_id
         if self._position is not None:
             headers["Last-Event-ID"] = self.last_event_id
         response = self._session.get(self.url, headers=headers, stream=True,

@@ -25,8 +25,14 @@ from werkzeug.exceptions import HTTPException
 from shared import jsonio
 from shared.clock import now_iso
 from shared.identity import INSTANCE_HEADER
+from shared.sse import OWN_FOLLOWER_ENVIRON
 
 log = logging.getLogger(__name__)
+
+BODY_BYTES_MAX = 1024 * 1024
+"""The largest request body any service takes (the model's batch of 1,024 inputs is about 100 KB;
+a command at most 64 KiB): a longer one is refused 413 ``PAYLOAD_TOO_LARGE``, unread, by the
+server before any app code (shared/server.py), and by Flask where an app is served otherwise."""
 
 
 class ApiError(Exception):
@@ -67,7 +73,10 @@ def _code_name(exc: HTTPException) -> str:
 
 def install_error_handlers(app: Flask, error_log: ErrorLog | None = None) -> None:
     """Every error leaves ``app`` as JSON; uncaught exceptions are logged (with traceback)
-    and recorded in ``error_log``, and the client gets a sentence, never a traceback."""
+    and recorded in ``error_log``, and the client gets a sentence, never a traceback. A body
+    over ``BODY_BYTES_MAX`` is one of those errors (413), before a route reads any of it."""
+    if app.config.get("MAX_CONTENT_LENGTH") is None:
+        app.config["MAX_CONTENT_LENGTH"] = BODY_BYTES_MAX
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
@@ -76,6 +85,9 @@ def install_error_handlers(app: Flask, error_log: ErrorLog | None = None) -> Non
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
+        if status == 413:  # the server's own answer to a longer body says the same (shared/server.py)
+            return json_error("PAYLOAD_TOO_LARGE", f"The request body is over {app.config['MAX_CONTENT_LENGTH']} "
+                              "bytes, the most this service takes.", 413)
         extra: dict[str, Any] = {}
         headers: dict[str, str] = {}
         valid = getattr(exc, "valid_methods", None)
@@ -99,6 +111,12 @@ def install_instance_header(app: Flask, instance_id: str) -> None:
     """Every response of ``app`` — errors and ``/events`` streams included — names its instance
     in ``X-Instance-Id``, so a follower can refuse another instance's service on its port
     (shared/identity.py)."""
+
+    @app.before_request
+    def _note_own_follower() -> None:
+        # A request naming this instance comes from one of the connector's own programs: an event
+        # stream it opens gets a slot kept for them (shared/sse.py StreamSlots).
+        request.environ[OWN_FOLLOWER_ENVIRON] = request.headers.get(INSTANCE_HEADER) == instance_id
 
     @app.after_request
     def _name_instance(response: Response) -> Response:

@@ -31,6 +31,7 @@ SERVICE = textwrap.dedent("""
     from shared.sse import EventPublisher
 
     shared.server.GRACEFUL_TIMEOUT_S = int(os.environ.get("DEMO_GRACEFUL_TIMEOUT", shared.server.GRACEFUL_TIMEOUT_S))
+    shared.server.ARRIVING_BYTES_MAX = int(os.environ.get("DEMO_ARRIVING_BYTES_MAX", shared.server.ARRIVING_BYTES_MAX))
 
     def create_app(settings):
         if os.environ.get("DEMO_LOAD_SECONDS"):  # like ml_inference importing torch
@@ -59,7 +60,7 @@ SERVICE = textwrap.dedent("""
         mqtt=SimpleNamespace(password="hunter2-secret"),
         service=lambda name: SimpleNamespace(name=name, host="127.0.0.1", port=port),
     )
-    serve(create_app, settings, "demo_service", threads=8)
+    serve(create_app, settings, "demo_service", threads=16)
 """)
 
 

@@ -10,7 +10,15 @@ import requests
 from flask import Flask, request
 
 from shared.server import run_in_thread
-from shared.web import ApiError, ErrorLog, Metrics, health_response, install_error_handlers, json_response
+from shared.web import (
+    BODY_BYTES_MAX,
+    ApiError,
+    ErrorLog,
+    Metrics,
+    health_response,
+    install_error_handlers,
+    json_response,
+)
 
 HTML_MARKERS = ("<html", "<!doctype", "Traceback")
 
@@ -152,3 +160,10 @@ def test_error_log_is_bounded_newest_last_and_thread_safe(service):
     body = requests.get(service.url + "/errors", timeout=5).json()
     assert [e["message"] for e in body["errors"]] == ["error 2", "error 3", "error 4"]
     assert body["total"] == 5
+
+
+def test_a_body_over_the_limit_is_a_json_413_before_the_route_reads_it(service):
+    answer = requests.post(service.url + "/thing", data=b"x" * (BODY_BYTES_MAX + 1),
+                           headers={"Content-Type": "application/json"}, timeout=10)
+    assert answer.status_code == 413 and answer.json()["error"] == "PAYLOAD_TOO_LARGE", answer.text
+    assert str(BODY_BYTES_MAX) in answer.json()["message"]
