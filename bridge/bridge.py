@@ -2,7 +2,8 @@
 
 Features (each a small class listening on the bus, like zigbee2mqtt's extensions):
 status (status.py), state push + heartbeat (state.py), commands and bad input
-(commands.py), meta (meta.py), Home Assistant discovery (discovery.py).
+(commands.py), meta (meta.py), Home Assistant discovery (discovery.py), the health file
+and the bridge's own problems on the error topic (health.py).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from bridge.client import IncomingMessage, MqttLink
 from bridge.commands import CommandFeature
 from bridge.context import BridgeContext, Feature
 from bridge.discovery import DiscoveryFeature
-from bridge.health import HealthFileFeature
+from bridge.health import HealthFileFeature, ProblemReportFeature
 from bridge.meta import MetaFeature
 from bridge.outbox import Outbox
 from bridge.state import StateFeature
@@ -41,16 +42,23 @@ FLUSH_SHARE_S = 0.5
 
 class MqttBridge:
     def __init__(self, settings: Settings, aggregator_url: str | None = None, outbox_max: int = 10_000,
-                 reconnect: tuple[int, int] = (1, 5), shutdown_deadline_s: float = SHUTDOWN_DEADLINE_S) -> None:
+                 reconnect: tuple[int, int] = (1, 5), shutdown_deadline_s: float = SHUTDOWN_DEADLINE_S,
+                 outbox_retry_s: float = 2.0) -> None:
         self.settings = settings
         self.shutdown_deadline_s = shutdown_deadline_s
         mqtt = settings.mqtt
         topics = Topics(mqtt.base_topic, settings.instance_id, mqtt.ha_prefix)
         bus = Bus()
-        outbox = Outbox(settings.data_dir / "mqtt_outbox.sqlite3", max_messages=outbox_max)
+        # A problem of the outbox's file (set aside, disk full) is found in the sender's thread, or
+        # here: both only enqueue, and the bus reports it (health.py) once the features run.
+        outbox = Outbox(settings.data_dir / "mqtt_outbox.sqlite3", max_messages=outbox_max,
+                        retry_s=outbox_retry_s,
+                        on_problem=lambda code, message: bus.emit("outbox_problem", code=code, message=message),
+                        on_recovered=lambda: bus.emit("outbox_recovered"))
         link = MqttLink(mqtt, mqtt.client_id(settings.instance_id, PROGRAM), topics.status, outbox,
                         on_message=self._on_message, on_connection=self._on_connection,
-                        subscriptions=lambda: topics.subscriptions(ha=mqtt.ha_discovery), reconnect=reconnect)
+                        subscriptions=lambda: topics.subscriptions(ha=mqtt.ha_discovery), reconnect=reconnect,
+                        on_link_change=lambda: bus.emit("broker_link_changed"))
         url = aggregator_url or settings.service("state_aggregator").url
         self.ctx = BridgeContext(settings, topics, bus, link, AggregatorClient(url, settings.instance_id))
         bus.on("mqtt_connected", self._mark_connected)  # first: features read ctx.mqtt_connected
@@ -60,7 +68,8 @@ class MqttBridge:
         self.commands = CommandFeature(self.ctx)
         self.meta = MetaFeature(self.ctx)
         self.health = HealthFileFeature(self.ctx)
-        self.features: list[Feature] = [self.status, self.state, self.commands, self.meta, self.health]
+        self.features: list[Feature] = [self.status, self.state, self.commands, self.meta, self.health,
+                                        ProblemReportFeature(self.ctx)]
         self.discovery: DiscoveryFeature | None = None
         if mqtt.ha_discovery:
             self.discovery = DiscoveryFeature(self.ctx)

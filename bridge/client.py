@@ -19,7 +19,10 @@ because they are recomputed and sent again after every CONNACK anyway.
 from __future__ import annotations
 
 import logging
+import re
 import socket
+import ssl
+import sys
 import threading
 import time
 from collections import deque
@@ -64,6 +67,87 @@ def _no_delay(client: paho.Client) -> None:
         log.debug("TCP_NODELAY not set: %s", exc)
 
 
+def _ssl_words(exc: OSError) -> str:
+    """OpenSSL's sentence without its wrapping: "[SSL: X] words (_ssl.c:1006)" -> "words"."""
+    text = exc.strerror or str(exc)
+    return re.sub(r"^\[[^\]]*\]\s*|\s*\(_ssl\.c:\d+\)$", "", text) or type(exc).__name__
+
+
+def describe_connect_failure(exc: BaseException | None, mqtt: MqttSettings) -> str:
+    """Why a connection attempt failed, in words an operator can act on (the setting to check).
+
+    paho reports a failed attempt only through ``on_connect_fail``, without the exception; the
+    link takes it from ``sys.exc_info()`` there (paho calls it inside its ``except OSError``)."""
+    where = f"{mqtt.host}:{mqtt.port}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        ca = mqtt.tls.ca_file if mqtt.tls is not None else None
+        trusted = f"MQTT_TLS_CA={ca}" if ca else "MQTT_TLS_CA not set: the system's certificate authorities"
+        return f"TLS handshake failed: {_ssl_words(exc)} ({trusted})"
+    if mqtt.tls is not None and isinstance(exc, (ConnectionResetError, ConnectionAbortedError, ssl.SSLEOFError,
+                                                 ssl.SSLZeroReturnError)):
+        # A plain MQTT listener drops a TLS ClientHello without a word: a reset or an EOF during the
+        # handshake, whichever the timing gives; one wording, so the retries do not look like news.
+        return f"TLS handshake failed: the broker closed the connection (is {where} a TLS port?)"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed: {_ssl_words(exc)} (is {where} a TLS port?)"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the broker running on that port?)"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host name {mqtt.host!r} ({exc.strerror})"
+    if isinstance(exc, TimeoutError):
+        return "no answer (connection timed out)"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc) or type(exc).__name__
+    return str(exc) if exc is not None and str(exc) else "connection failed"
+
+
+def describe_early_close(reason_code: Any, mqtt: MqttSettings) -> str:
+    """The broker hung up before its CONNACK. A TLS listener does that to plain MQTT."""
+    hint = f"; is {mqtt.host}:{mqtt.port} a TLS port? (MQTT_TLS is off)" if mqtt.tls is None else ""
+    return f"the broker closed the connection before accepting it ({reason_code}){hint}"
+
+
+def describe_refusal(reason_code: Any) -> str:
+    # 134 "Bad user name or password", 135 "Not authorized" (MQTT 5 codes; paho maps 3.1.1's 4 and 5 onto them)
+    hint = " (check MQTT_USERNAME and MQTT_PASSWORD)" if getattr(reason_code, "value", None) in (134, 135) else ""
+    return f"the broker refused the connection: {reason_code}{hint}"
+
+
+class LinkState:
+    """The broker link as an operator sees it: up, or down with the reason of the last failure.
+
+    Only a change (up, down, a new reason) is worth a log line and a new health report; the same
+    failure again is a quiet retry (paho's backoff paces them). Changed from paho's thread, read
+    from any (health report, stats)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.up = False
+        self.reason: str | None = "connecting (no answer from the broker yet)"
+        self.since = time.time()
+        self.failures = 0  # failed attempts since the link was last up
+
+    def went_up(self) -> tuple[float, int]:
+        """Returns how long it was down and how many attempts failed meanwhile."""
+        with self._lock:
+            down_s, failures = time.time() - self.since, self.failures
+            self.up, self.reason, self.since, self.failures = True, None, time.time(), 0
+            return down_s, failures
+
+    def failed(self, reason: str) -> bool:
+        """Record a failure; True when it changes what the link says (worth a line)."""
+        with self._lock:
+            self.failures += 1
+            if not self.up and reason == self.reason:
+                return False
+            self.up, self.reason, self.since = False, reason, time.time()
+            return True
+
+    def report(self) -> dict[str, Any]:
+        with self._lock:
+            return {"up": self.up, "reason": self.reason, "since": self.since, "failed_attempts": self.failures}
+
+
 class MqttLink:
     """One paho client, one sender thread, one outbox."""
 
@@ -71,18 +155,22 @@ class MqttLink:
                  on_message: Callable[[IncomingMessage], None],
                  on_connection: Callable[[bool], None],
                  subscriptions: Callable[[], list[str]],
-                 window: int = 500, reconnect: tuple[int, int] = (1, 10)) -> None:
+                 window: int = 500, reconnect: tuple[int, int] = (1, 10),
+                 on_link_change: Callable[[], None] | None = None) -> None:
         self.mqtt = mqtt
         self.client_id = client_id
         self.status_topic = status_topic
         self.outbox = outbox
         self._on_message_cb = on_message
         self._on_connection_cb = on_connection
+        self._on_link_change = on_link_change or (lambda: None)
         self._subscriptions = subscriptions
         self.window = window
         self._reconnect = reconnect
         self.connected = False
         self.connects = 0
+        self.state = LinkState()
+        self._refused = False  # this attempt's CONNACK said no: its disconnect must not replace the reason
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._live: deque[tuple[str, bytes, int, bool]] = deque()
@@ -118,6 +206,7 @@ class MqttLink:
         # a window of 500 in the profile. Set before connecting, as paho requires.
         client.max_inflight_messages_set(0)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
@@ -185,7 +274,8 @@ class MqttLink:
 
     def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if reason_code.is_failure:
-            log.error("MQTT broker refused the connection: %s", reason_code)
+            self._refused = True
+            self._link_failed(describe_refusal(reason_code))
             return
         _no_delay(client)
         for topic in self._subscriptions():
@@ -194,18 +284,44 @@ class MqttLink:
             self.connected = True
         self.outbox.set_connected(True)
         self.connects += 1
-        log.info("MQTT connected to %s:%s (connection #%d)", self.mqtt.host, self.mqtt.port, self.connects)
+        down_s, failures = self.state.went_up()
+        after = f", after {down_s:.0f} s and {failures} failed attempt(s)" if failures else ""
+        log.info("broker link up: connected to %s:%s (connection #%d%s)", self.mqtt.host, self.mqtt.port,
+                 self.connects, after)
         self._wake.set()
         self._on_connection_cb(True)
+        self._on_link_change()
+
+    def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        # paho calls this inside its ``except OSError`` and passes no exception: the reason is
+        # the exception being handled (a TLS handshake, a refused TCP connect, a DNS failure).
+        self._link_failed(describe_connect_failure(sys.exc_info()[1], self.mqtt))
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any,
                        properties: Any) -> None:
         was = self.connected
         self.connected = False
         self.outbox.set_connected(False)
-        if was and not self._stop.is_set():
-            log.warning("MQTT connection lost (%s); reconnecting", reason_code)
+        refused, self._refused = self._refused, False
+        if was:
+            self._link_failed(f"connection lost ({reason_code})", lost=True)
+        elif not refused:  # the refusal already said why
+            self._link_failed(describe_early_close(reason_code, self.mqtt))
         self._on_connection_cb(False)
+
+    def _link_failed(self, reason: str, lost: bool = False) -> None:
+        """One line per change of the link's state; retries of the same failure stay quiet."""
+        if self._stop.is_set():  # stopping: paho may still be retrying, nobody needs to hear it
+            return
+        where = f"{self.mqtt.host}:{self.mqtt.port}"
+        if not self.state.failed(reason):
+            log.debug("broker link %s: still down (%s)", where, reason)
+            return
+        if lost:
+            log.warning("broker link %s lost: %s; reconnecting", where, reason)
+        else:
+            log.error("broker link %s down: %s; retrying with backoff (%d-%d s)", where, reason, *self._reconnect)
+        self._on_link_change()
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         self._on_message_cb(IncomingMessage(message.topic, bytes(message.payload), bool(message.retain)))
@@ -274,5 +390,8 @@ class MqttLink:
             self.published += 1
 
     def stats(self) -> dict[str, Any]:
+        link = self.state.report()
         return {"connected": self.connected, "connects": self.connects, "published": self.published,
-                "inflight": len(self._inflight), "live_dropped": self.live_dropped, **self.outbox.stats()}
+                "inflight": len(self._inflight), "live_dropped": self.live_dropped,
+                "broker_link": "up" if link["up"] else "down", "broker_link_reason": link["reason"],
+                "broker_link_failed_attempts": link["failed_attempts"], **self.outbox.stats()}

@@ -2,9 +2,13 @@
 
 The bridge has no HTTP port (one more port per instance would be one more thing to clash on a
 host network), so it says how it is in ``<run_dir>/bridge-health.json``: whether the broker link
-is up and whether the aggregator answered, rewritten on every change and every few seconds. A
-file older than ``STALE_AFTER_S`` means the bridge is hung or gone; scripts/healthcheck.py reads
-it with ``read_bridge_health``.
+is up (and if not, why: the last failure, e.g. a TLS handshake), whether the aggregator answered,
+and where the outbox keeps messages (its file, or memory while the disk refuses), rewritten on
+every change and every few seconds. A file older than ``STALE_AFTER_S`` means the bridge is hung
+or gone; scripts/healthcheck.py reads it with ``bridge_problems`` and ``bridge_notes``.
+
+Problems of the bridge's own parts are also said on the instance's error topic
+(:class:`ProblemReportFeature`): a controller reads MQTT, not the container's health.
 """
 from __future__ import annotations
 
@@ -43,10 +47,26 @@ def bridge_problems(run_dir: Path, now: float | None = None) -> list[str]:
     if age > STALE_AFTER_S:
         problems.append(f"mqtt_bridge: health report is {age:.0f} s old (the bridge is hung or stopped)")
     if not report.get("mqtt_connected"):
-        problems.append(f"mqtt_bridge: not connected to the broker {report.get('broker', '')}".rstrip())
+        line = f"mqtt_bridge: not connected to the broker {report.get('broker', '')}".rstrip()
+        reason = (report.get("broker_link") or {}).get("reason")
+        problems.append(f"{line}: {reason}" if reason else line)
     if not report.get("aggregator_ready"):
         problems.append("mqtt_bridge: the state aggregator has not answered")
+    outbox = report.get("outbox") or {}
+    if outbox.get("problem"):  # still delivering, but a restart now would lose what memory holds
+        problems.append(f"mqtt_bridge: outbox: {outbox['problem']}; {outbox.get('pending', 0)} message(s) "
+                        "held in memory only")
     return problems
+
+
+def bridge_notes(run_dir: Path) -> list[str]:
+    """What the bridge got over by itself but an operator should know (not a reason to be unhealthy)."""
+    try:
+        report = json.loads(health_file(run_dir).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []  # bridge_problems says so
+    return [f"mqtt_bridge: an unreadable outbox file was set aside as {path} (kept for inspection)"
+            for path in (report.get("outbox") or {}).get("set_aside", [])]
 
 
 class HealthFileFeature(Feature):
@@ -56,7 +76,9 @@ class HealthFileFeature(Feature):
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        for event in ("mqtt_connected", "mqtt_disconnected", "aggregator_ready"):
+        self._write_failed = False
+        for event in ("mqtt_connected", "mqtt_disconnected", "aggregator_ready", "broker_link_changed",
+                      "outbox_problem", "outbox_recovered"):
             ctx.bus.on(event, self._changed)
 
     def _changed(self, **_: Any) -> None:
@@ -83,11 +105,31 @@ class HealthFileFeature(Feature):
     def write(self) -> None:
         mqtt = self.ctx.settings.mqtt
         report = {"written": time.time(), "pid": os.getpid(), "mqtt_connected": self.ctx.mqtt_connected,
-                  "aggregator_ready": self.ctx.aggregator_ready, "broker": f"{mqtt.host}:{mqtt.port}"}
+                  "aggregator_ready": self.ctx.aggregator_ready, "broker": f"{mqtt.host}:{mqtt.port}",
+                  "broker_link": self.ctx.link.state.report(), "outbox": self.ctx.link.outbox.health()}
         temporary = self.path.with_suffix(".tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             temporary.write_text(json.dumps(report), encoding="utf-8")
             os.replace(temporary, self.path)  # readers never see half a file
         except OSError as exc:
-            log.warning("cannot write the health file %s: %s", self.path, exc)
+            if not self._write_failed:  # once, not every REFRESH_S: a full disk would flood the log
+                log.warning("cannot write the health file %s: %s", self.path, exc)
+            self._write_failed = True
+            return
+        if self._write_failed:
+            log.info("health file %s written again", self.path)
+            self._write_failed = False
+
+
+class ProblemReportFeature(Feature):
+    """The outbox's problems (a file set aside, a disk that refuses writes) on the instance's
+    error topic, once each. They go through the outbox like every error, so one found before the
+    first CONNACK is delivered after it."""
+
+    def __init__(self, ctx: BridgeContext) -> None:
+        super().__init__(ctx)
+        ctx.bus.on("outbox_problem", self._report)
+
+    def _report(self, code: str, message: str) -> None:
+        self.ctx.publish_error(None, code, message, severity="error")

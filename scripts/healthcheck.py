@@ -11,7 +11,7 @@ import urllib.request
 import xmlrpc.client
 from pathlib import Path
 
-from bridge.health import bridge_problems
+from bridge.health import bridge_notes, bridge_problems
 from shared.config import Settings, load_settings_or_exit
 
 TIMEOUT_S = 1.5
@@ -50,6 +50,8 @@ def main() -> int:
     problems = supervisor_problems(settings.run_dir) + service_problems(settings) + bridge_problems(settings.run_dir)
     for problem in problems:
         print(f"unhealthy: {problem}")
+    for note in bridge_notes(settings.run_dir):  # shown by `docker inspect` beside the verdict
+        print(f"note: {note}")
     if not problems:
         print("healthy: every program running, every service ready, bridge connected")
     return 1 if problems else 0

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from bridge.health import STALE_AFTER_S, bridge_problems, health_file
+from bridge.health import STALE_AFTER_S, bridge_notes, bridge_problems, health_file
 from scripts.stop_on_fatal import fatal_program
 from tests.conftest import ROOT
 
@@ -63,3 +63,20 @@ def test_the_health_report_says_what_is_wrong(tmp_path: Path):
     assert "hung or stopped" in bridge_problems(tmp_path, now=time.time() + STALE_AFTER_S + 1)[0]
     health_file(tmp_path).write_text("{not json")
     assert "unreadable" in bridge_problems(tmp_path)[0]
+
+
+def test_the_health_report_says_why_the_link_is_down_and_where_the_outbox_keeps_messages(tmp_path: Path):
+    reason = "TLS handshake failed: certificate verify failed: unable to get local issuer certificate " \
+             "(MQTT_TLS_CA=/certs/ca.crt)"
+    _write(tmp_path, mqtt_connected=False, aggregator_ready=True, broker="127.0.0.1:8883",
+           broker_link={"up": False, "reason": reason, "since": time.time(), "failed_attempts": 4},
+           outbox={"on_disk": False, "problem": "data disk full (database or disk is full)", "pending": 12,
+                   "set_aside": ["/data/mqtt_outbox.sqlite3.corrupt-20260101-120000"]})
+    assert bridge_problems(tmp_path) == [
+        f"mqtt_bridge: not connected to the broker 127.0.0.1:8883: {reason}",
+        "mqtt_bridge: outbox: data disk full (database or disk is full); 12 message(s) held in memory only"]
+    assert bridge_notes(tmp_path) == ["mqtt_bridge: an unreadable outbox file was set aside as "
+                                      "/data/mqtt_outbox.sqlite3.corrupt-20260101-120000 (kept for inspection)"]
+    _write(tmp_path, mqtt_connected=True, aggregator_ready=True,
+           outbox={"on_disk": True, "problem": None, "pending": 0, "set_aside": []})
+    assert bridge_problems(tmp_path) == [] and bridge_notes(tmp_path) == []

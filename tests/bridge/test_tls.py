@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -11,25 +10,16 @@ from tests.bridge.conftest import BASE
 from tests.bridge.mqtt_watch import Watcher
 from tests.helpers import wait_for
 from tests.support.broker import MosquittoBroker
+from tests.support.certs import issue_server_cert, make_ca
 
 USER, PASSWORD = "bridge", "s3cret-test-only"
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
 @pytest.fixture
 def tls_broker(tmp_path):
     certs = tmp_path / "certs"
-    certs.mkdir()
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
-            "-subj", "/CN=sensor-hub test CA", cwd=certs)
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-            "-subj", "/CN=127.0.0.1", cwd=certs)
-    (certs / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "server.crt", "-days", "2", "-extfile", "san.ext", cwd=certs)
+    make_ca(certs)
+    issue_server_cert(certs)
     passwords = certs / "passwords"
     passwords.touch(mode=0o600)
     subprocess.run(["mosquitto_passwd", "-b", str(passwords), USER, PASSWORD], check=True, capture_output=True)
