@@ -1,6 +1,6 @@
 """The contract-aware MQTT link: paho-mqtt 2.x with one publishing path.
 
-Rules this module keeps (each one a known paho trap, see ../shared/MQTT-NOTES.md):
+Rules this module keeps (each one a known paho-mqtt trap; docs/mqtt.md, "No lost messages"):
 
 * the Last Will (``offline``, retained) is set before the first connect;
 * ``connect_async`` + ``loop_start`` + automatic reconnect with backoff, so a broker that

@@ -41,7 +41,7 @@ class BridgeContext:
     mqtt_connected: bool = False
     aggregator_ready: bool = False
 
-    # One place decides QoS and retain for each kind of message (CONTRACT.md §3 table).
+    # One place decides QoS and retain for each kind of message (docs/mqtt.md, "Topics").
     def publish_state(self, topic: str, payload: Any, retain: bool | None = None) -> None:
         mqtt = self.settings.mqtt
         self.link.publish_durable(topic, payload, mqtt.qos, mqtt.retain if retain is None else retain, STATE)

@@ -1,4 +1,4 @@
-"""The IoT2MQTT topic tree (docs: ../shared/CONTRACT.md §3), built and parsed in one place.
+"""The IoT2MQTT topic tree (docs/mqtt.md, "Topics"), built and parsed in one place.
 
 Every topic the connector publishes or subscribes to is built here, and every topic it
 receives is parsed here, so the contract lives in one module and a typo cannot split it.

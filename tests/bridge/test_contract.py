@@ -1,4 +1,4 @@
-"""Every topic of the contract table (CONTRACT.md §3) against a real Mosquitto, an in-process
+"""Every topic of the contract table (docs/mqtt.md, "Topics") against a real Mosquitto, an in-process
 bridge and a real HTTP aggregator on loopback."""
 from __future__ import annotations
 
