@@ -6,6 +6,7 @@ something start their own container.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -57,6 +58,19 @@ def pair(engine: DockerEngine, image: str, platform, watcher: Watcher) -> Iterat
     finally:
         first.remove()
         second.remove()
+
+
+@contextlib.contextmanager
+def ready_instance(engine: DockerEngine, platform, image: str, watcher: Watcher,
+                   instance_id: str) -> Iterator[Instance]:
+    """A new instance, online on MQTT and healthy; removed afterwards."""
+    instance = start_instance(engine, platform, image, instance_id)
+    try:
+        wait_online(watcher, instance)
+        wait_healthy(instance)  # every program running with its worker, not still starting
+        yield instance
+    finally:
+        instance.remove()
 
 
 def command_round_trip(watcher: Watcher, instance: Instance, cmd_id: str) -> dict:
@@ -141,25 +155,17 @@ def test_a_bad_instance_file_stops_the_container_with_field_errors(engine, image
 
 
 def test_health_follows_a_stopped_program_and_comes_back(engine, image, platform, watcher):
-    instance = start_instance(engine, platform, image, "hub_health")
-    try:
-        wait_online(watcher, instance)
-        wait_healthy(instance)
+    with ready_instance(engine, platform, image, watcher, "hub_health") as instance:
         instance.supervisorctl("stop", "services:http_poller")
         wait_for(lambda: instance.health() == "unhealthy", timeout=30, interval=0.5, message="unhealthy")
         report = instance.exec("python", "-m", "scripts.healthcheck", check=False)
         assert "http_poller: STOPPED" in report, report
         instance.supervisorctl("start", "services:http_poller")
         wait_healthy(instance)
-    finally:
-        instance.remove()
 
 
 def test_kill_9_of_each_program_recovers(engine, image, platform, watcher):
-    instance = start_instance(engine, platform, image, "hub_kill")
-    try:
-        wait_online(watcher, instance)
-        wait_healthy(instance)
+    with ready_instance(engine, platform, image, watcher, "hub_kill") as instance:
         for program in PROGRAMS:
             before = instance.program_pid(program)
             watcher.clear()
@@ -179,16 +185,11 @@ def test_kill_9_of_each_program_recovers(engine, image, platform, watcher):
         assert instance.inspect("{{.RestartCount}}") == "0"
         response = command_round_trip(watcher, instance, "after-kills")
         assert response["status"] == "success", response
-    finally:
-        instance.remove()
 
 
 def test_a_program_that_cannot_start_ends_the_container_and_the_restart_policy_acts(
         engine, image, platform, watcher):
-    instance = start_instance(engine, platform, image, "hub_fatal")
-    try:
-        wait_online(watcher, instance)
-        wait_healthy(instance)  # ml_inference running with its worker, not still starting
+    with ready_instance(engine, platform, image, watcher, "hub_fatal") as instance:
         port = instance.ports["ml_inference"]
         pid = instance.program_pid("ml_inference")
         # Kill the service's whole process group and take its port from inside the container
@@ -214,15 +215,10 @@ def test_a_program_that_cannot_start_ends_the_container_and_the_restart_policy_a
         assert "ml_inference could not start (FATAL" in instance.logs()
         watcher.clear()
         wait_online(watcher, instance)  # the squatter died with the old container
-    finally:
-        instance.remove()
 
 
 def test_docker_stop_within_5_s_publishes_offline_and_kills_nothing(engine, image, platform, watcher):
-    instance = start_instance(engine, platform, image, "hub_stop")
-    try:
-        wait_online(watcher, instance)
-        wait_healthy(instance)
+    with ready_instance(engine, platform, image, watcher, "hub_stop") as instance:
         started = time.monotonic()
         # -t 5: anything still running after 5 s is SIGKILLed and the exit code says so (137).
         instance.docker("stop", "-t", "5", instance.name)
@@ -232,5 +228,3 @@ def test_docker_stop_within_5_s_publishes_offline_and_kills_nothing(engine, imag
                  message="offline retained")
         logs = instance.logs()
         assert "SIGKILL" not in logs and "Perhaps out of memory" not in logs, logs[-3000:]
-    finally:
-        instance.remove()
