@@ -111,6 +111,7 @@ class MqttBridge:
         if self.discovery:
             self.discovery.stop()
         self.ctx.bus.stop(timeout=max(0.1, end - time.monotonic() - FLUSH_SHARE_S))  # what it holds goes before offline
+        self.state.save_position()  # what the bus handled is in the outbox: the next start resumes after it
         return self.ctx.link.shutdown(max(end - time.monotonic(), FLUSH_SHARE_S))
 
     def stats(self) -> dict[str, Any]:

@@ -2,6 +2,9 @@
 
 * Follows the aggregator's ``/events`` (``shared.sse.EventFollower``); after a gap, a new
   stream or a start it resynchronises from ``GET /devices?include=state``.
+* Keeps the id of the last event whose MQTT messages are in the outbox in
+  ``DATA_DIR/mqtt_bridge_positions.json`` (shared/stream_positions.py), and resumes from it
+  with ``Last-Event-ID`` at the next start: a kill -9 loses no event the aggregator still holds.
 * Publishes each device's full ``state`` as changes arrive, and ``state/<property>`` only
   for the properties whose value changed; every ``update_interval`` (and after every
   CONNACK) it republishes everything as a heartbeat.
@@ -12,14 +15,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from bridge.aggregator import AggregatorUnavailable
 from bridge.context import BridgeContext, DeviceRecord, Feature, now_iso
 from shared.sse import Event, EventFollower
+from shared.stream_positions import StreamPositions
 from shared.topics import global_id
 
 log = logging.getLogger(__name__)
+
+POSITIONS_FILE = "mqtt_bridge_positions.json"
+STREAM = "state_aggregator"
+"""The one stream the bridge follows, as named in its positions file."""
+BROKER_WAIT_S = 2.0
+"""A start that resumes from a saved position follows the stream once the broker has answered (on
+loopback or a LAN, within milliseconds), or after this long without it. What the aggregator
+replays then goes out as while connected, every state change kept; with the broker away the
+outbox keeps only the newest state per topic. Nothing is missed meanwhile: the aggregator holds
+at least 60 s for the replay."""
 
 
 class StateFeature(Feature):
@@ -32,11 +47,17 @@ class StateFeature(Feature):
         self._resync_wanted = threading.Event()
         self._stop = threading.Event()
         self._backoff = resync_backoff
+        self._handed: str | None = None  # the last event whose MQTT messages went to the outbox
+        self._broker_seen = threading.Event()
+        self.positions = StreamPositions(Path(ctx.settings.data_dir) / POSITIONS_FILE, self._collect_position,
+                                         name="bridge stream position")
         self._follower = EventFollower(ctx.aggregator.events_url, on_events=self._on_events, on_gap=self._on_gap,
                                        on_state=self._on_stream, name="aggregator",
-                                       instance_id=ctx.aggregator.instance_id)
+                                       instance_id=ctx.aggregator.instance_id,
+                                       last_event_id=self.positions.get(STREAM))
         self._threads = [threading.Thread(target=self._resync_loop, name="bridge resync", daemon=True),
-                         threading.Thread(target=self._heartbeat_loop, name="bridge heartbeat", daemon=True)]
+                         threading.Thread(target=self._heartbeat_loop, name="bridge heartbeat", daemon=True),
+                         threading.Thread(target=self._follow, name="bridge follow", daemon=True)]
         for device in ctx.settings.devices:
             ctx.devices[device.device_id] = DeviceRecord(device.device_id, device.type, device.name, device.enabled)
         bus = ctx.bus
@@ -44,17 +65,48 @@ class StateFeature(Feature):
         bus.on("snapshot", self.handle_snapshot)
         bus.on("heartbeat", self.republish_all)
         bus.on("mqtt_connected", self.republish_all)
+        bus.on("mqtt_connected", self._broker_seen.set)
 
     def start(self) -> None:
         for thread in self._threads:
             thread.start()
         self._resync_wanted.set()
-        self._follower.start()
+        self.positions.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._resync_wanted.set()
+        self._broker_seen.set()
         self._follower.stop()
+        self.positions.stop(final=False)  # the final save comes once the bus has drained
+
+    def save_position(self) -> bool:
+        """Save the position of the last event handed to the outbox (at stop, after the bus
+        has handled what it held, before the outbox closes)."""
+        return self.positions.save()
+
+    def _collect_position(self) -> dict[str, str]:
+        """Runs in the positions' writer thread. The id is taken before the flush: every message
+        of that event was put before the id was noted, so the flush has it on disk first."""
+        handed = self._handed
+        if handed is None:
+            return {}
+        outbox = self.ctx.link.outbox
+        outbox.flush()
+        problem = getattr(outbox, "problem", None)  # its file refused the write: the rows are in memory only
+        if problem is not None:
+            raise RuntimeError(f"the outbox holds its messages in memory only ({problem})")
+        return {STREAM: handed}
+
+    def _follow(self) -> None:
+        # Only a resume waits for the broker: it has a replay to publish, and nothing is missed
+        # meanwhile (the aggregator holds it). A first start has nothing to replay and follows at
+        # once, so no event goes by between "online" and the stream's first connection.
+        resuming = self.positions.get(STREAM) is not None
+        if resuming and not self._broker_seen.wait(BROKER_WAIT_S):
+            log.info("the MQTT broker has not answered within %.0f s; following the aggregator anyway", BROKER_WAIT_S)
+        if not self._stop.is_set():
+            self._follower.start()
 
     # -- threads that only emit onto the bus
 
@@ -131,6 +183,8 @@ class StateFeature(Feature):
             if received is not None and isinstance(device_id, str) and event.kind in ("state", "availability"):
                 self._heard_at[device_id] = received
             self.handle_event(event)
+        if events and events[-1].id:
+            self._handed = events[-1].id  # its messages (if any) are in the outbox's buffer now
 
     def handle_event(self, event: Event) -> None:
         data = event.data

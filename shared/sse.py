@@ -9,7 +9,8 @@ Wire format, one message per event::
 
 ``seq`` counts up by one per event; ``epoch`` is new for every publisher object (so for every
 process start). A follower reconnects with ``Last-Event-ID``; the publisher replays what its
-ring still holds, or sends a ``reset`` event telling the follower to resynchronise from a pull.
+ring still holds (at least the last ``REPLAY_S`` seconds or ``REPLAY_COUNT`` events, whichever
+is more), or sends a ``reset`` event telling the follower to resynchronise from a pull.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from shared import jsonio
@@ -38,6 +40,15 @@ RESET = "reset"
 
 BATCH_BYTES = 64 * 1024
 """Most queued event text one write of a stream carries (see ``EventPublisher._backlog``)."""
+
+REPLAY_COUNT = 10_000
+"""A publisher can always replay at least this many of its most recent events..."""
+REPLAY_S = 60.0
+"""...and every event of the last this many seconds, whichever is more..."""
+REPLAY_BYTES = 16 * 1024 * 1024
+"""...as long as the held SSE text stays within this much (about 200 bytes a reading: the 60 s
+hold up to roughly 1,400 events/s; the ``REPLAY_COUNT`` newest are held whatever their size). A
+follower that needs more than is held is told to ``reset`` (docs/events.md, "Resuming and gaps")."""
 
 
 def parse_event_id(event_id: str | None) -> tuple[str, int] | None:
@@ -224,12 +235,17 @@ def _too_many_streams(slots: StreamSlots):
     return Response(jsonio.dumps_bytes(body), status=503, mimetype="application/json",
                     headers={"Retry-After": str(STREAM_RETRY_AFTER_S)})
 
+
 class _Client:
-    """One connected stream: a bounded queue of pre-formatted messages."""
+    """One connected stream: a bounded queue of pre-formatted messages, and how far it got."""
 
     def __init__(self, maxsize: int) -> None:
         self.queue: queue.Queue[str | None] = queue.Queue(maxsize=maxsize)
         self.ended = threading.Event()  # set when dropped or the publisher closes
+        # The seq through which this client has been written (its resume point until the
+        # preamble is out), and where the preamble leaves it (see EventPublisher.delivered_seq).
+        self.sent = 0
+        self.after_preamble = 0
 
 
 class EventPublisher:
@@ -239,12 +255,19 @@ class EventPublisher:
     client's bounded queue. A client whose queue is full is dropped (its stream ends; a
     reconnect with ``Last-Event-ID`` replays from the ring), so a stalled reader costs the
     others nothing.
+
+    The replay ring holds the ``history`` most recent events and, beyond them, every event
+    younger than ``replay_s`` while the ring's text stays within ``replay_bytes``: a follower
+    away for a minute resumes without loss at a few events a second as at thousands. It holds
+    the SSE text only (what a replay sends), not the event objects.
     """
 
-    def __init__(self, history: int = 1000, client_queue: int = 256, heartbeat_s: float = 5.0,
-                 epoch: str | None = None, shutdown: Shutdown | None = None) -> None:
-        if history < 1 or client_queue < 1 or heartbeat_s <= 0:
-            raise ValueError("history and client_queue must be >= 1 and heartbeat_s > 0")
+    def __init__(self, history: int = REPLAY_COUNT, client_queue: int = 256, heartbeat_s: float = 5.0,
+                 epoch: str | None = None, shutdown: Shutdown | None = None, replay_s: float = REPLAY_S,
+                 replay_bytes: int = REPLAY_BYTES, clock: Callable[[], float] = time.monotonic) -> None:
+        if history < 1 or client_queue < 1 or heartbeat_s <= 0 or replay_s < 0 or replay_bytes < 0:
+            raise ValueError("history and client_queue must be >= 1, heartbeat_s > 0, "
+                             "replay_s and replay_bytes >= 0")
         # Epoch: start time plus randomness, so two publishers never share one (no "-" inside).
         self.epoch = epoch or f"{int(time.time()):x}{secrets.token_hex(3)}"
         if "-" in self.epoch:
@@ -252,12 +275,17 @@ class EventPublisher:
         self.heartbeat_s = heartbeat_s
         self._client_queue = client_queue
         self._lock = threading.Lock()
-        self._ring: deque[Event] = deque(maxlen=history)
+        self._history, self._replay_s, self._replay_bytes, self._clock = history, replay_s, replay_bytes, clock
+        self._ring: deque[tuple[int, float, str]] = deque()  # (seq, published at, SSE text), seqs consecutive
+        self._ring_bytes = 0
         self._clients: set[_Client] = set()
         self._seq = 0
+        self._delivered = 0
         self._published = 0
         self._dropped = 0
         self._connections = 0
+        self._resets = 0
+        self._replayed = 0
         self._closed = False
         (shutdown or PROCESS_SHUTDOWN).watch(self)  # last: it may close this publisher at once
 
@@ -271,9 +299,9 @@ class EventPublisher:
         with self._lock:
             self._seq += 1
             event = Event(f"{self.epoch}-{self._seq}", self.epoch, self._seq, kind, payload)
-            self._ring.append(event)
             self._published += 1
             message = event.to_sse()
+            self._hold(message)
             for client in list(self._clients):
                 try:
                     client.queue.put_nowait(message)
@@ -284,6 +312,20 @@ class EventPublisher:
                     log.warning("dropped a slow event-stream client (queue of %d full)",
                                 self._client_queue)
         return event
+
+    def _hold(self, message: str) -> None:
+        """Keep the newest event for replay; let go of the oldest ones no bound needs any more.
+        Called with the lock held; O(1) amortised."""
+        now = self._clock()
+        ring = self._ring
+        ring.append((self._seq, now, message))
+        self._ring_bytes += len(message)
+        while len(ring) > self._history:
+            _, published_at, text = ring[0]
+            if now - published_at <= self._replay_s and self._ring_bytes <= self._replay_bytes:
+                break
+            ring.popleft()
+            self._ring_bytes -= len(text)
 
     def close(self) -> None:
         """End every stream (shutdown). Later connections end at once."""
@@ -299,8 +341,27 @@ class EventPublisher:
 
     # -- consuming
 
+    @property
+    def seq(self) -> int:
+        """The seq of the last event published (0 before the first)."""
+        return self._seq
+
+    def delivered_seq(self) -> int:
+        """The highest seq written to every connected client (its socket has it; whether the
+        client then keeps it is the client's affair). While no client is connected it stays
+        where the last one left it: what nobody has been sent yet is not delivered.
+
+        What a consumer that republishes another stream (the aggregator) may count as passed
+        on, and so save as its own resume point upstream.
+        """
+        with self._lock:
+            if self._clients:
+                self._delivered = min(client.sent for client in self._clients)
+            return self._delivered
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
+            oldest = self._ring[0] if self._ring else None
             return {
                 "epoch": self.epoch,
                 "last_id": f"{self.epoch}-{self._seq}",
@@ -309,12 +370,25 @@ class EventPublisher:
                 "connections": self._connections,
                 "clients_dropped": self._dropped,
                 "history": len(self._ring),
+                "history_bytes": self._ring_bytes,
+                "history_oldest_seq": oldest[0] if oldest else None,
+                "history_oldest_age_s": round(self._clock() - oldest[1], 3) if oldest else None,
+                "replayed": self._replayed,
+                "resets": self._resets,
             }
 
     def recent(self) -> list[Event]:
-        """The events still held for replay, oldest first."""
+        """The events still held for replay, oldest first (parsed back from their SSE text:
+        for inspection and tests, not for a hot path)."""
         with self._lock:
-            return list(self._ring)
+            texts = [text for _, _, text in self._ring]
+        events = []
+        for text in texts:
+            (message,) = SSEParser().feed(text.encode())
+            epoch, seq = parse_event_id(message.id) or (self.epoch, 0)
+            events.append(Event(message.id or "", epoch, seq, message.event or "message",
+                                jsonio.loads(message.data or "{}")))
+        return events
 
     def subscribe(self, last_event_id: str | None = None) -> Iterator[str]:
         """A generator of SSE text for one client (what ``flask_response`` streams).
@@ -324,13 +398,15 @@ class EventPublisher:
         """
         client = _Client(self._client_queue)
         with self._lock:
-            preamble = self._preamble(last_event_id)
+            parts = self._preamble(last_event_id, client)
             if self._closed:
                 client.ended.set()
             else:
                 self._clients.add(client)
                 self._connections += 1
-        return self._stream(client, preamble)
+        # Joined outside the lock: a replay of a full ring is megabytes, and publish() waits
+        # for nobody. The texts are immutable, so nothing can change under the join.
+        return self._stream(client, "".join(parts))
 
     def flask_response(self, last_event_id: str | None = None):
         """A streaming ``flask.Response`` for ``GET /events``.
@@ -351,40 +427,70 @@ class EventPublisher:
         response.call_on_close(give_back)
         return response
 
-    def _preamble(self, last_event_id: str | None) -> str:
-        """What a new client gets first: replay, a reset, or just the current position.
+    def _preamble(self, last_event_id: str | None, client: _Client) -> list[str]:
+        """What a new client gets first, as parts to join: replay, a reset, or just the current
+        position. Sets where the client stands before and after it (``sent``).
+
+        Another epoch (the publisher restarted since the client's last event) is a reset, then
+        every event of this epoch when the ring still holds them all: the client saw none of
+        them, and whatever a restarted process published before its followers got back (the
+        aggregator passing on what a handler replayed to it) reaches them.
 
         Called with the lock held.
         """
         current = f"{self.epoch}-{self._seq}"
+        client.sent = client.after_preamble = self._seq
         # retry: the reconnect delay browsers should use; the id-only message gives the client
         # its position, so a reconnect before any event still resumes without loss.
         position = f"retry: 2000\nid: {current}\n\n"
         if not last_event_id:
-            return position
+            return [position]
         parsed = parse_event_id(last_event_id)
         if parsed is None:
-            return self._reset_message("invalid Last-Event-ID", current)
+            return self._reset(last_event_id, "invalid Last-Event-ID", current)
         epoch, seq = parsed
         if epoch != self.epoch:
-            return self._reset_message("epoch changed", current)
+            if self._holds_from(1):
+                client.sent = 0
+                return self._reset(last_event_id, "epoch changed", f"{self.epoch}-0", self._held_after(0))
+            return self._reset(last_event_id, "epoch changed", current)
         if seq > self._seq:
-            return self._reset_message("Last-Event-ID is ahead of the stream", current)
-        missed = [e for e in self._ring if e.seq > seq]
-        oldest_needed = seq + 1
-        if oldest_needed <= self._seq and (not missed or missed[0].seq != oldest_needed):
-            return self._reset_message("Last-Event-ID is too old for replay", current)
-        if not missed:
-            return position
-        return "retry: 2000\n\n" + "".join(event.to_sse() for event in missed)
+            return self._reset(last_event_id, "Last-Event-ID is ahead of the stream", current)
+        if seq == self._seq:
+            return [position]
+        if not self._holds_from(seq + 1):
+            return self._reset(last_event_id, "Last-Event-ID is too old for replay", current)
+        client.sent = seq
+        missed = self._held_after(seq)
+        self._replayed += len(missed)
+        return ["retry: 2000\n\n", *missed]
 
-    def _reset_message(self, reason: str, current: str) -> str:
+    def _holds_from(self, seq: int) -> bool:
+        """Whether the ring still holds event ``seq`` and everything after it."""
+        return seq > self._seq or (bool(self._ring) and self._ring[0][0] <= seq)
+
+    def _held_after(self, seq: int) -> list[str]:
+        """The SSE text of every held event after ``seq`` (seqs in the ring are consecutive)."""
+        if not self._ring:
+            return []
+        start = max(0, seq + 1 - self._ring[0][0])
+        return [text for _, _, text in islice(self._ring, start, None)]
+
+    def _reset(self, last_event_id: str, reason: str, event_id: str, then: list[str] | None = None) -> list[str]:
+        self._resets += 1
+        if then:
+            self._replayed += len(then)
+        oldest = self._ring[0][0] if self._ring else self._seq + 1
+        log.info("event stream: a client resumed after %.80s: %s (held: %d..%d); it resynchronises%s",
+                 last_event_id, reason, oldest, self._seq,
+                 f", then gets the {len(then)} events of this epoch" if then else "")
         data = {"type": RESET, "reason": reason, "epoch": self.epoch, "timestamp": now_iso()}
-        return "retry: 2000\n\n" + format_message(data, event=RESET, event_id=current)
+        return ["retry: 2000\n\n", format_message(data, event=RESET, event_id=event_id), *(then or [])]
 
     @staticmethod
-    def _backlog(client: _Client) -> str:
-        """What else is already queued for this client, joined into the same write.
+    def _backlog(client: _Client) -> tuple[str, int]:
+        """What else is already queued for this client, joined into the same write, and how
+        many events that is.
 
         Under load events queue up while the stream thread waits for the socket; sending them in
         one chunk costs one write here and one read at the follower instead of one per event,
@@ -402,11 +508,14 @@ class EventPublisher:
                 break
             parts.append(message)
             size += len(message)
-        return "".join(parts)
+        return "".join(parts), len(parts)
 
     def _stream(self, client: _Client, preamble: str) -> Iterator[str]:
+        # A yield returns when the server has written what it yielded: only then does ``sent``
+        # move on (every queued message is the next event of this client's stream).
         try:
             yield preamble
+            client.sent = client.after_preamble
             while not client.ended.is_set():
                 try:
                     message = client.queue.get(timeout=self.heartbeat_s)
@@ -415,10 +524,14 @@ class EventPublisher:
                     continue
                 if message is None or client.ended.is_set():
                     return
-                yield message + self._backlog(client)
+                more, count = self._backlog(client)
+                yield message + more
+                client.sent += 1 + count
         finally:
             with self._lock:
                 self._clients.discard(client)
+                if not self._clients:
+                    self._delivered = client.sent
 
 
 # --------------------------------------------------------------------------- parsing
@@ -535,9 +648,10 @@ class EventFollower:
       publisher): the consumer must resynchronise from a pull;
     * ``on_state(connected)`` when the stream comes up or goes down.
 
-    Reconnects with exponential backoff and jitter, sending ``Last-Event-ID``. ``read_timeout``
-    should be a little longer than the publisher's heartbeat so a dead peer is noticed.
-    Callback exceptions are logged, never fatal.
+    Reconnects with exponential backoff and jitter, sending ``Last-Event-ID``; with
+    ``last_event_id`` (a position saved by a previous run) the first connection resumes too.
+    ``read_timeout`` should be a little longer than the publisher's heartbeat so a dead peer is
+    noticed. Callback exceptions are logged, never fatal.
 
     With ``instance_id``, a stream that does not carry that ``X-Instance-Id`` (another
     instance's service on the configured port, or no sensor-hub service at all) is refused
@@ -552,7 +666,7 @@ class EventFollower:
                  backoff: tuple[float, float] = (0.1, 5.0), read_timeout: float = 15.0,
                  connect_timeout: float = 5.0, name: str | None = None,
                  on_events: Callable[[list[Event]], None] | None = None,
-                 instance_id: str | None = None) -> None:
+                 instance_id: str | None = None, last_event_id: str | None = None) -> None:
         import requests  # the follower is the only part that needs it
 
         if (on_event is None) == (on_events is None):
@@ -569,7 +683,7 @@ class EventFollower:
         self._lock = threading.Lock()
         self._response: Any = None
         self._thread: threading.Thread | None = None
-        self._position: tuple[str, int] | None = None
+        self._position: tuple[str, int] | None = parse_event_id(last_event_id)
         self.connected = False
         self.refused: str | None = None  # why the last stream was refused as not ours
         self.connects = 0
@@ -654,7 +768,8 @@ class EventFollower:
         self.connected = True
         self.refused = None
         self.connects += 1
-        log.info("event stream %s connected", self.name)
+        log.info("event stream %s connected%s", self.name,
+                 f" (resuming after {headers['Last-Event-ID']})" if "Last-Event-ID" in headers else "")
         self._call(self._on_state, True)
         parser = SSEParser()
         events_before, heartbeats_before = self.events, self.heartbeats

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from shared.config import SOURCE_OWNERS, DeviceSpec, Settings
 from shared.sse import Event, EventPublisher, now_iso
+from shared.stream_positions import StreamPositions
 from shared.web import ErrorLog
 
 from .automation import WindowAutomations
@@ -29,6 +31,12 @@ log = logging.getLogger(__name__)
 SERVICE = "state_aggregator"
 HANDLER_SERVICES = tuple(dict.fromkeys(SOURCE_OWNERS.values()))
 """Services that own devices; every one of them is followed alike."""
+POSITIONS_FILE = "state_aggregator_positions.json"
+"""Where each handler's stream resumes after a restart (in DATA_DIR; shared/stream_positions.py)."""
+PENDING_POSITIONS = 6000
+"""Positions waiting for the aggregator's own stream to pass them on: one per save interval
+(0.1 s), so ten minutes without a consumer. Older ones are let go; a resume from before them
+is then too old for the handler's replay anyway, and is told so (a reset)."""
 
 
 class StateAggregator:
@@ -42,9 +50,11 @@ class StateAggregator:
         self.publisher = publisher or EventPublisher(history=10_000, client_queue=2048)
         self.error_log = ErrorLog(SERVICE)
         names = [n for n in settings.services if n in HANDLER_SERVICES or self.registry.owned_by(n)]
+        self.positions = StreamPositions(settings.data_dir / POSITIONS_FILE, self._passed_on,
+                                         name="aggregator stream positions")
         self.clients: dict[str, HandlerClient] = {
             name: HandlerClient(name, settings.service(name).url, self, settings.instance_id,
-                                backoff=follower_backoff)
+                                backoff=follower_backoff, last_event_id=self.positions.get(name))
             for name in names}
         for service in self.registry.services():
             if service not in self.clients:  # a device owned by a service with no address
@@ -61,6 +71,9 @@ class StateAggregator:
         self._pool = ThreadPoolExecutor(max_workers=max(4, len(self.clients)), thread_name_prefix="aggregate")
         self._started = False
         self.events_ignored = 0
+        # Per handler: the newest (own seq, handler event id) taken, and those not yet passed on.
+        self._taken: dict[str, tuple[int, str]] = {}
+        self._unsent: dict[str, deque[tuple[int, str]]] = {}
 
     # -- lifecycle
 
@@ -70,6 +83,7 @@ class StateAggregator:
             for client in self.clients.values():
                 client.start()
             self.automations.start()
+            self.positions.start()
         return self
 
     def stop(self) -> None:
@@ -79,6 +93,22 @@ class StateAggregator:
         self.router.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.publisher.close()
+        self.positions.stop()
+
+    def _passed_on(self) -> dict[str, str]:
+        """Each handler's position as far as this aggregator's own stream has passed its events
+        on (written to every connected consumer: ``EventPublisher.delivered_seq``). Saving what
+        was merely taken would lose, at a kill -9, the events still on their way to the bridge;
+        this way they are replayed by the handler at the next start (QoS 1 is at least once)."""
+        delivered = self.publisher.delivered_seq()
+        saved: dict[str, str] = {}
+        for service, taken in list(self._taken.items()):
+            unsent = self._unsent.setdefault(service, deque(maxlen=PENDING_POSITIONS))
+            if not unsent or unsent[-1] != taken:
+                unsent.append(taken)
+            while unsent and unsent[0][0] <= delivered:
+                saved[service] = unsent.popleft()[1]
+        return saved
 
     def _publish(self, kind: str, data: dict[str, Any]) -> None:
         """Every event the aggregator publishes, also shown to the window automations (they react
@@ -89,6 +119,11 @@ class StateAggregator:
     # -- what handlers tell us (HandlerListener)
 
     def on_handler_event(self, service: str, event: Event) -> None:
+        self._take(service, event)
+        if event.id:  # after it is on our stream (or ignored): our seq now covers it
+            self._taken[service] = (self.publisher.seq, event.id)
+
+    def _take(self, service: str, event: Event) -> None:
         data = dict(event.data)
         device_id = data.get("device_id")
         if device_id is not None and not self._owned(service, device_id):

@@ -74,7 +74,9 @@ class HandlerClient:
 
     def __init__(self, service: str, url: str, listener: HandlerListener, instance_id: str,
                  backoff: tuple[float, float] = (0.1, 2.0), read_timeout: float = 15.0,
-                 watch_interval: float = 1.0) -> None:
+                 watch_interval: float = 1.0, last_event_id: str | None = None) -> None:
+        """``last_event_id``: where a previous run left the handler's stream (the first
+        connection resumes there, and the handler replays what happened since)."""
         self.service = service
         self.url = url.rstrip("/")
         self.instance_id = instance_id
@@ -87,7 +89,7 @@ class HandlerClient:
                                        on_gap=self._on_gap, on_state=self._on_stream,
                                        backoff=backoff, read_timeout=read_timeout,
                                        connect_timeout=CONNECT_TIMEOUT_S, name=service,
-                                       instance_id=instance_id)
+                                       instance_id=instance_id, last_event_id=last_event_id)
         self._starter: threading.Thread | None = None
         self._watch_interval = watch_interval
         self._stopping = threading.Event()

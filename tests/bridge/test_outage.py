@@ -166,5 +166,23 @@ def test_outbox_survives_a_bridge_crash(tmp_path, broker, aggregator, agg_port, 
         watcher.stop()
 
 
+def test_a_restarted_bridge_resumes_after_the_last_event_it_put_in_its_outbox(aggregator, start_bridge, watcher):
+    first = start_bridge()
+    watcher.wait(STATUS, lambda p: p == b"online", timeout=30)
+    wait_for(lambda: aggregator.publisher.stats()["clients"] >= 1, timeout=15, message="bridge following events")
+    for n in range(3):
+        aggregator.emit_event("living_motion", "motion_started", {"n": n})
+    wait_for(lambda: event_numbers(watcher) == [0, 1, 2], timeout=15, message="events 0..2")
+    saved = first.settings.data_dir / "mqtt_bridge_positions.json"
+    wait_for(lambda: json.loads(saved.read_text()) == {"state_aggregator": aggregator.publisher.stats()["last_id"]},
+             timeout=10, message="the position of event 2 saved")
+    first.stop()
+    for n in range(3, 6):  # while no bridge runs
+        aggregator.emit_event("living_motion", "motion_started", {"n": n})
+    start_bridge()
+    wait_for(lambda: len(event_numbers(watcher)) >= 6, timeout=30, message="events 3..5 replayed")
+    assert event_numbers(watcher) == [0, 1, 2, 3, 4, 5]  # a graceful stop saves exactly: nothing twice
+
+
 def test_fake_aggregator_matches_settings(bridge_settings):
     assert FakeAggregator(bridge_settings()).devices.keys() == {d.device_id for d in bridge_settings().devices}

@@ -139,7 +139,7 @@ def test_subscribe_replays_missed_events_of_the_same_epoch():
     ("{epoch}-1", "too old"),
 ])
 def test_subscribe_sends_reset_when_replay_is_impossible(last_id, reason):
-    publisher = EventPublisher(history=3)
+    publisher = EventPublisher(history=3, replay_s=0)  # seq 1..7 gone: not even this epoch is whole
     for n in range(10):
         publisher.publish("state", {"n": n})
     messages = preamble(publisher, last_id.format(epoch=publisher.epoch))
@@ -148,6 +148,88 @@ def test_subscribe_sends_reset_when_replay_is_impossible(last_id, reason):
     assert reason in messages[0].data
     assert json.loads(messages[0].data)["epoch"] == publisher.epoch
     assert messages[0].id == f"{publisher.epoch}-10"  # where to resume after resynchronising
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_replay_holds_the_last_seconds_beyond_the_count():
+    clock = FakeClock()
+    publisher = EventPublisher(history=3, replay_s=60, clock=clock)
+    for n in range(10):  # one event a second: more than the count, all within the time
+        clock.now += 1
+        publisher.publish("state", {"n": n})
+    assert [e.seq for e in publisher.recent()] == list(range(1, 11))
+    messages = preamble(publisher, f"{publisher.epoch}-1")
+    assert [m.id for m in messages] == [f"{publisher.epoch}-{s}" for s in range(2, 11)]
+
+    clock.now += 52.5  # events 1 and 2 are now older than 60 s: the next publish lets them go
+    publisher.publish("state", {"n": 10})
+    assert [e.seq for e in publisher.recent()] == list(range(3, 12))
+    (reset,) = preamble(publisher, f"{publisher.epoch}-1")
+    assert reset.event == "reset" and "too old" in reset.data
+    assert [m.id for m in preamble(publisher, f"{publisher.epoch}-2")][0] == f"{publisher.epoch}-3"
+
+    clock.now += 3600  # an hour later: the count still holds the newest three
+    publisher.publish("state", {"n": 11})
+    assert [e.seq for e in publisher.recent()] == [10, 11, 12]
+    stats = publisher.stats()
+    assert stats["history"] == 3 and stats["history_oldest_seq"] == 10 and stats["resets"] == 1
+
+
+def test_replay_holds_the_count_however_old_the_events_are():
+    clock = FakeClock()
+    publisher = EventPublisher(history=5, replay_s=1, clock=clock)
+    for n in range(8):
+        clock.now += 100
+        publisher.publish("state", {"n": n})
+    assert [e.seq for e in publisher.recent()] == [4, 5, 6, 7, 8]
+    assert [m.id for m in preamble(publisher, f"{publisher.epoch}-3")][-1] == f"{publisher.epoch}-8"
+
+
+def test_replay_beyond_the_count_stays_within_its_bytes():
+    clock = FakeClock()
+    publisher = EventPublisher(history=2, replay_s=60, replay_bytes=1000, clock=clock)
+    for n in range(50):
+        publisher.publish("state", {"n": n, "pad": "x" * 50})
+    stats = publisher.stats()
+    assert stats["history_bytes"] <= 1000 and stats["history"] < 50
+    assert [e.seq for e in publisher.recent()][-1] == 50
+    big = EventPublisher(history=2, replay_s=60, replay_bytes=10, clock=clock)
+    for _ in range(5):
+        big.publish("state", {"pad": "x" * 100})  # larger than the bytes: the count is still held
+    assert [e.seq for e in big.recent()] == [4, 5]
+
+
+def test_delivered_seq_follows_the_slowest_connected_client_and_stays_when_none_is():
+    """A stream's write has happened when the server asks the generator for the next one."""
+    publisher = EventPublisher(heartbeat_s=60)
+    assert publisher.delivered_seq() == 0
+    for n in range(3):
+        publisher.publish("state", {"n": n})
+    behind = publisher.subscribe(f"{publisher.epoch}-1")
+    current = publisher.subscribe(None)
+    assert publisher.delivered_seq() == 1  # the one behind has 1
+    next(behind)  # the replay of 2 and 3, handed to the server
+    next(current)
+    assert publisher.delivered_seq() == 1  # not written yet
+    publisher.publish("state", {"n": 3})
+    next(behind)  # the replay was written; 4 handed over
+    next(current)
+    assert publisher.delivered_seq() == 3
+    publisher.publish("state", {"n": 4})
+    next(current)  # 4 written, 5 handed over
+    assert publisher.delivered_seq() == 3  # the one behind has not been written 4
+    behind.close()
+    assert publisher.delivered_seq() == 4
+    current.close()
+    publisher.publish("state", {"n": 5})
+    assert publisher.delivered_seq() == 4  # nobody connected: stays where the last one left it
 
 
 def test_subscribe_without_id_tells_the_current_position():
@@ -361,30 +443,61 @@ def test_follower_resumes_after_restart_without_loss_or_duplicates(served, follo
     assert follower.connects == 2
 
 
-def test_new_epoch_triggers_gap(served, follow):
+def test_a_follower_given_a_saved_position_resumes_on_its_first_connection(served, follow):
+    publisher = EventPublisher(heartbeat_s=0.5)
+    for n in range(5):
+        publisher.publish("state", {"n": n})
+    server = served(events_app(publisher))
+    rec = Recorder()
+    follow(rec.follower(server.url, last_event_id=f"{publisher.epoch}-3"))  # a previous run had 1..3
+    wait_for(lambda: len(rec.events) == 2, message="4 and 5 replayed")
+    assert rec.seqs() == [4, 5] and rec.gaps == []
+
+
+def test_new_epoch_is_a_gap_then_the_whole_new_epoch_is_replayed(served, follow, caplog):
+    """A restarted publisher: what it published before the follower got back is not lost, and
+    its seqs are never taken for the old epoch's (the follower's seq 1 is not its seq 1)."""
     old = EventPublisher(heartbeat_s=0.5)
     port = free_port()
     server = served(events_app(old), port=port)
     rec = Recorder()
     follower = follow(rec.follower(server.url))
     wait_for(lambda: follower.connected)
-    old.publish("state", {"n": 1})
-    wait_for(lambda: len(rec.events) == 1)
+    for n in range(3):
+        old.publish("state", {"n": f"old {n}"})
+    wait_for(lambda: len(rec.events) == 3)
     server.stop()
 
     new = EventPublisher(heartbeat_s=0.5)  # the publishing process restarted
-    new.publish("state", {"n": "lost"})
+    new.publish("state", {"n": "new 0"})  # before the follower is back
     served(events_app(new), port=port)
-    wait_for(lambda: rec.gaps, message="gap reported")
-    assert "epoch changed" in rec.gaps[0]
-    new.publish("state", {"n": 2})
-    wait_for(lambda: len(rec.events) == 2)
-    assert rec.events[-1].epoch == new.epoch and rec.events[-1].seq == 2
+    wait_for(lambda: len(rec.events) == 4, message="the new epoch replayed")
+    assert len(rec.gaps) == 1 and "epoch changed" in rec.gaps[0]
+    new.publish("state", {"n": "new 1"})
+    wait_for(lambda: len(rec.events) == 5)
+    assert [(e.epoch, e.seq) for e in rec.events[3:]] == [(new.epoch, 1), (new.epoch, 2)]
+    assert [e.data["n"] for e in rec.events] == ["old 0", "old 1", "old 2", "new 0", "new 1"]
     assert len(rec.gaps) == 1
+    said = [r for r in caplog.records if r.name == "shared.sse" and "gap" in r.getMessage()]
+    assert len(said) == 1  # logged once
+
+
+def test_new_epoch_that_is_no_longer_whole_is_a_reset_at_its_current_position():
+    publisher = EventPublisher(history=3, replay_s=0)
+    for n in range(5):
+        publisher.publish("state", {"n": n})
+    messages = preamble(publisher, "otherepoch-40")
+    assert [m.event for m in messages] == ["reset"]
+    assert messages[0].id == f"{publisher.epoch}-5"
+    whole = EventPublisher(history=3, replay_s=0)
+    whole.publish("state", {"n": 0})
+    messages = preamble(whole, "otherepoch-40")
+    assert [(m.event, m.id) for m in messages] == [("reset", f"{whole.epoch}-0"), ("state", f"{whole.epoch}-1")]
+    assert whole.stats()["resets"] == 1 and whole.stats()["replayed"] == 1
 
 
 def test_too_old_resume_point_triggers_gap(served, follow):
-    publisher = EventPublisher(history=2, heartbeat_s=0.5)
+    publisher = EventPublisher(history=2, replay_s=0, heartbeat_s=0.5)
     port = free_port()
     server = served(events_app(publisher), port=port)
     rec = Recorder()

@@ -143,24 +143,37 @@ class ScriptedHandler:
         def emit():
             body = request.get_json(force=True)
             count, rate = int(body["count"]), float(body.get("rate", 1000))
-            threading.Thread(target=self.emit, args=(count, rate, body.get("tag", "")), daemon=True).start()
+            threading.Thread(target=self.emit, args=(count, rate, body.get("tag", ""), body.get("kind", "state"),
+                                                     int(body.get("first", 0))), daemon=True).start()
             return jsonify(started=count)
 
         return app
 
-    def emit(self, count: int, rate: float, tag: str = "") -> None:
-        """``count`` state events at ``rate``/s over the devices in turn, each carrying
-        ``bench: {tag, key, sent_at}`` (``perf_counter``, machine-wide on Linux) so a reader in
-        another process can time its arrival (the aggregator fan-out benchmark)."""
+    def emit(self, count: int, rate: float, tag: str = "", kind: str = "state", first: int = 0) -> None:
+        """``count`` events at ``rate``/s over the devices in turn, keys ``first``, ``first + 1``...,
+        each carrying ``bench: {tag, key, sent_at}`` (``perf_counter``, machine-wide on Linux) so a
+        reader in another process can time its arrival (the aggregator fan-out benchmark).
+
+        ``kind`` ``state``: a reading ``{"value": key}``, also kept as the device's state (what a
+        pull answers); ``event``: a button press with ``data: {"press": "short", "mark": key}``.
+        Every key is a unique mark the chaos tests look for on MQTT."""
         ids = list(self.views)
         clock = time.perf_counter
         start = clock()
-        for key in range(count):
-            due = start + key / rate
+        for n in range(count):
+            key = first + n
+            due = start + n / rate
             while (now := clock()) < due:
                 time.sleep(min(due - now, 0.001))  # pacing the load, not synchronising
-            self.publisher.publish("state", {"device_id": ids[key % len(ids)], "state": {"value": key},
-                                             "bench": {"tag": tag, "key": key, "sent_at": clock()}})
+            device_id = ids[key % len(ids)]
+            bench = {"tag": tag, "key": key, "sent_at": clock()}
+            if kind == "event":
+                self.publisher.publish("event", {"device_id": device_id, "event": "button",
+                                                 "data": {"press": "short", "mark": key}, "bench": bench})
+                continue
+            with self.lock:
+                self.views[device_id]["state"] = {**self.views[device_id]["state"], "value": key}
+            self.publisher.publish("state", {"device_id": device_id, "state": {"value": key}, "bench": bench})
 
 
 def main(argv: list[str]) -> None:

@@ -75,6 +75,50 @@ def test_events_resume_with_last_event_id(rig):
         tap.close()
 
 
+def press(handler: ScriptedHandler, mark: int) -> str:
+    """A button event carrying ``mark``; returns its id on the handler's stream."""
+    return handler.publisher.publish("event", {"device_id": "living_motion", "event": "button",
+                                               "data": {"mark": mark}}).id
+
+
+def test_a_restarted_aggregator_resumes_the_handler_stream_after_what_it_passed_on(build_aggregator,
+                                                                                    scripted_serial):
+    """The handler position the aggregator saves is only as far as its own stream has written
+    events on to every consumer: a restart replays from there, so what the handler sent while the
+    aggregator was away (or before it had passed it on) is not lost, and nothing is repeated."""
+    services = service_ports()
+    handler = scripted_serial(services["serial_handler"]["port"])
+    first = build_aggregator(services)
+    client = first.aggregator.clients["serial_handler"]
+    wait_for(lambda: client.stream_connected, 15, message="following the handler")
+    press(handler, 0)
+    wait_for(lambda: client.stream_stats()["events"] >= 1, 10, message="mark 0 taken")
+    first.aggregator.positions.save()
+    assert first.aggregator.positions.get("serial_handler") is None  # nobody was sent it: not saved
+
+    tap = EventTap(first.url)
+    try:
+        wait_for(lambda: first.aggregator.publisher.stats()["clients"] >= 1, 10)
+        passed = press(handler, 1)
+        wait_for(lambda: tap.matching("event", device_id="living_motion"), 10, message="mark 1 passed on")
+        wait_for(lambda: first.aggregator.positions.get("serial_handler") == passed, 10,
+                 message="its position saved by the writer")
+    finally:
+        tap.close()
+    first.close()
+    press(handler, 2)  # while no aggregator runs
+    press(handler, 3)
+
+    second = build_aggregator(services)  # the same DATA_DIR: it reads the saved positions
+    tap = EventTap(second.url, last_event_id=f"{first.aggregator.publisher.epoch}-9")  # like the bridge
+    try:
+        marks = wait_for(lambda: [e["data"]["mark"] for e in tap.matching("event", device_id="living_motion")]
+                         if len(tap.matching("event")) >= 2 else None, 15, message="marks 2 and 3")
+        assert marks == [2, 3]
+    finally:
+        tap.close()
+
+
 def test_stale_entry_is_pulled_again_from_the_owning_handler(build_aggregator, scripted_serial):
     services = service_ports()
     handler = scripted_serial(services["serial_handler"]["port"])
