@@ -17,6 +17,8 @@ from its last saved position, which may lag what it had already passed on by the
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +30,7 @@ from tests.bridge.conftest import BASE
 from tests.bridge.mqtt_watch import Watcher
 from tests.helpers import wait_for
 from tests.state_aggregator.conftest import EventTap
-from tests.support.connector import ConnectorStack
+from tests.support.connector import ConnectorStack, _children
 
 pytestmark = pytest.mark.slow
 
@@ -232,3 +234,76 @@ def test_kill_9_of_the_aggregator_loses_nothing_the_handler_sent(stack: Connecto
                       timeout=15)
     finally:
         late.stop()
+
+
+def test_kill_9_of_the_aggregators_worker_alone_loses_nothing(stack: ConnectorStack, watch: MarkWatcher,
+                                                              tap: EventTap):
+    """An OOM kill takes the worker, not its gunicorn master: the master starts a new worker,
+    which resumes the handler's stream from the saved position like a restarted program."""
+    watch.wait(STATUS, lambda p: p == b"online", timeout=60)
+    wait_for(lambda: bridge_following(stack), 30, interval=0.1, message="the bridge following the aggregator")
+    start_marks(stack)
+    wait_for(lambda: len(watch.seen()) >= 20, 30, interval=0.05, message="marks flowing to MQTT")
+
+    workers = _children(stack.aggregator.pid)
+    assert len(workers) == 1, workers
+    os.kill(workers[0], signal.SIGKILL)
+    killed = time.monotonic()
+    at_kill = sent(tap)
+    wait_for(lambda: _children(stack.aggregator.pid) not in ([], workers), 30, interval=0.05,
+             message="gunicorn's master starting a new worker")
+    replaced = sent(tap)
+
+    seen = every_mark_arrived(watch, tap)
+    recovery = report("kill -9 of the aggregator's worker", killed, replaced, seen, watch,
+                      len(replaced - at_kill))
+    assert recovery < AGGREGATOR_RECOVERY_S
+    assert stack.aggregator.poll() is None  # the master lived on
+    assert log_lines(stack, "event stream serial_handler connected (resuming after")
+    assert not log_lines(stack, "Traceback")
+
+
+def test_a_fresh_broker_gets_the_retained_picture_again_and_no_event_is_lost(stack: ConnectorStack,
+                                                                              watch: MarkWatcher, tap: EventTap):
+    """The broker replaced by an empty one (a new container, its store lost): after the
+    reconnect the bridge sends status, meta and every device's state again, retained, and the
+    events it held during the outage."""
+    watch.wait(STATUS, lambda p: p == b"online", timeout=60)
+    wait_for(lambda: bridge_following(stack), 30, interval=0.1, message="the bridge following the aggregator")
+    start_marks(stack)
+    wait_for(lambda: len(watch.seen()) >= 20, 30, interval=0.05, message="marks flowing to MQTT")
+
+    stack.broker.stop()
+    watch.stop()
+    before_outage = watch.seen()
+    stay_away(tap)
+    for stored in stack.broker.workdir.glob("*.db"):
+        stored.unlink()  # nothing retained, no session survives: a fresh broker on the same port
+    stack.broker.start()
+    fresh = MarkWatcher(stack.broker.port).start()  # subscribed before the bridge's reconnect backoff ends
+    try:
+        restarted = time.monotonic()
+        expected = {(kind, FIRST + n) for kind in ("press", "reading") for n in range(COUNT)}
+        wait_for(lambda: sent(tap) == expected, 60, interval=0.1, message="the handler done sending")
+        # Every button press (an event: kept in order while the broker is away); of the readings,
+        # the newest (a state: while the broker is away the outbox keeps the newest per topic).
+        presses = {m for m in expected if m[0] == "press"} | {("reading", FIRST + COUNT - 1)}
+        try:
+            wait_for(lambda: presses <= before_outage.keys() | fresh.seen().keys(), 60, interval=0.1,
+                     message="every press and the newest reading on MQTT")
+        except AssertionError as exc:
+            missing = sorted(presses - before_outage.keys() - fresh.seen().keys())
+            raise AssertionError(f"{exc}: {len(missing)} missing, e.g. {missing[:10]}") from None
+        late = Watcher(stack.broker.port, [STATUS, f"{BASE}/meta/info", f"{BASE}/devices/+/state"]).start()
+        try:
+            late.wait(STATUS, lambda p: p == b"online", timeout=30)
+            late.wait(f"{BASE}/meta/info", timeout=15)
+            devices = requests.get(stack.aggregator_url + "/devices", timeout=5).json()["devices"]
+            for device in devices:
+                late.wait(f"{BASE}/devices/{device['device_id']}/state", timeout=15)
+        finally:
+            late.stop()
+        print(f"\nfresh broker: retained picture and every mark back {time.monotonic() - restarted:.2f} s "
+              "after it started")
+    finally:
+        fresh.stop()
