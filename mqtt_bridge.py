@@ -15,7 +15,7 @@ from shared.logs import setup_logging
 def main() -> int:
     settings = load_settings_or_exit("mqtt_bridge")
     setup_logging("mqtt_bridge", level=settings.log_level, fmt=settings.log_format,
-                  secrets=[settings.mqtt.password or ""])
+                  secrets=[settings.mqtt.password or "", settings.api_token.value if settings.api_token else ""])
     from bridge.bridge import MqttBridge  # after logging, so import-time messages are formatted
 
     bridge = MqttBridge(settings)

@@ -26,6 +26,7 @@ import paho.mqtt.client as mqtt
 import requests
 
 from bench.harness import Context, NotAvailable
+from shared.api_token import ApiToken, resolve
 from tests.helpers import free_port, wait_for
 from tests.support.broker import MosquittoBroker, find_mosquitto
 
@@ -296,6 +297,17 @@ def write_instance(ctx: Context, doc: dict[str, Any]) -> tuple[Path, dict[str, s
     env = {"INSTANCE_NAME": doc["instance_id"], "INSTANCES_DIR": str(instances), "DATA_DIR": str(data),
            "LOG_LEVEL": "WARNING", "IOT2MQTT_PATH": str(ctx.workdir)}
     return instances, env
+
+
+def api_token(env: dict[str, str]) -> ApiToken:
+    """The instance's API token, as its programs have it (a secret in ``env``, else the data
+    folder's ``api-token``, made by whichever comes first, race-free)."""
+    return resolve(env, Path(env["DATA_DIR"]))
+
+
+def authorization(env: dict[str, str]) -> dict[str, str]:
+    """The header a state-changing call to the instance's services needs."""
+    return api_token(env).header()
 
 
 def install_default_model(scope: Any, env: dict[str, str]) -> Path:

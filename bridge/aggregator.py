@@ -11,6 +11,7 @@ from typing import Any
 
 import requests
 
+from shared.api_token import ApiToken
 from shared.identity import ForeignInstance, check_instance
 
 
@@ -35,10 +36,12 @@ class AggregatorUnavailable(Exception):
 
 
 class AggregatorClient:
-    def __init__(self, base_url: str, instance_id: str, timeout: float = 5.0) -> None:
+    def __init__(self, base_url: str, instance_id: str, timeout: float = 5.0,
+                 api_token: ApiToken | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.instance_id = instance_id
         self.timeout = timeout
+        self._auth = api_token.header() if api_token is not None else {}  # commands carry it
         self._local = threading.local()  # a requests.Session per thread: sessions are not thread-safe
 
     @property
@@ -79,7 +82,8 @@ class AggregatorClient:
             body["timeout"] = timeout_ms
         wait = self.timeout + (timeout_ms or 0) / 1000.0
         try:
-            response = self._session().post(f"{self.base_url}/{kind}/{target}/cmd", json=body, timeout=wait)
+            response = self._session().post(f"{self.base_url}/{kind}/{target}/cmd", json=body, timeout=wait,
+                                            headers=self._auth)
         except requests.Timeout:
             return CommandOutcome(False, {}, "TIMEOUT", f"the aggregator did not answer within {wait:.1f} s")
         except requests.exceptions.InvalidJSONError:  # the command's fault, not the aggregator's

@@ -60,7 +60,8 @@ class MqttBridge:
                         subscriptions=lambda: topics.subscriptions(ha=mqtt.ha_discovery), reconnect=reconnect,
                         on_link_change=lambda: bus.emit("broker_link_changed"))
         url = aggregator_url or settings.service("state_aggregator").url
-        self.ctx = BridgeContext(settings, topics, bus, link, AggregatorClient(url, settings.instance_id))
+        self.ctx = BridgeContext(settings, topics, bus, link,
+                                 AggregatorClient(url, settings.instance_id, api_token=settings.api_token))
         bus.on("mqtt_connected", self._mark_connected)  # first: features read ctx.mqtt_connected
         bus.on("mqtt_disconnected", self._mark_disconnected)
         self.status = StatusFeature(self.ctx)

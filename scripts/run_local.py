@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import socket
 import sys
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from shared.api_token import ENV_NAME
 from shared.config import DEFAULT_PORTS, ConfigError, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,6 +167,8 @@ def plan(settings: Settings, environ: dict[str, str], python: str = sys.executab
     else:
         notes.append("mqtt_bridge: not started (mqtt_bridge.py is not built yet)")
 
+    notes.append(state_changing_calls(settings))
+
     common = {"INSTANCE_NAME": settings.instance_id, "INSTANCES_DIR": str(settings.instances_dir.resolve()),
               "DATA_DIR": str(settings.data_dir.resolve()), "MQTT_HOST": mqtt_host, "MQTT_PORT": str(mqtt_port),
               "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
@@ -218,6 +222,19 @@ def supervisord_config(the_plan: Plan) -> str:
 
 def _shell_word(word: str) -> str:
     return word if word and all(c.isalnum() or c in "/._-=:" for c in word) else _quote(word)
+
+
+def state_changing_calls(settings: Settings) -> str:
+    """How to curl a state-changing call with the instance's API token (never the token itself)."""
+    token = settings.api_token
+    if token is None or ENV_NAME in token.where:
+        source = f"${ENV_NAME}"
+    elif token.where.startswith("given as"):
+        source = "<api_token of the creds secret>"
+    else:
+        source = f"$(cat {shlex.quote(token.where)})"
+    return (f'state-changing calls: curl -H "Authorization: Bearer {source}" -X POST '
+            f"{settings.service('state_aggregator').url}/device/<device_id>/cmd -d '{{\"state\": \"on\"}}'")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,13 +13,16 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
+
+from shared import api_token as tokens
+from shared.api_token import ApiToken, TokenError
 
 SCHEMA_PATH = Path(__file__).with_name("instance.schema.json")
 CONNECTOR_TYPE = "sensor-hub"
@@ -209,6 +212,10 @@ class Settings:
     config_file: Path | None = None
     credentials: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     version: str = VERSION
+    api_token: ApiToken | None = field(default=None, repr=False)
+    """What state-changing REST calls must carry (shared/api_token.py). ``load_settings`` always
+    has one; settings built from a dict have one only if it is given (``SENSOR_HUB_API_TOKEN``),
+    and without one the services refuse every state-changing call."""
 
     def service(self, name: str) -> ServiceAddress:
         try:
@@ -679,6 +686,11 @@ def build_settings(doc: dict[str, Any], env: Mapping[str, str], *, config_file: 
     if connector_type != CONNECTOR_TYPE:
         problems.append(f"CONNECTOR_TYPE: {connector_type!r} must be {CONNECTOR_TYPE!r}")
     mqtt = mqtt_from_env(env, problems)
+    token: ApiToken | None = None
+    try:
+        token = tokens.from_secrets(env)
+    except TokenError as exc:
+        problems.append(str(exc))
     if problems:
         raise ConfigError(problems, source="environment")
 
@@ -691,6 +703,7 @@ def build_settings(doc: dict[str, Any], env: Mapping[str, str], *, config_file: 
         mode=mode, tz=env.get("TZ") or None, app_root=app_root, data_dir=data_dir, run_dir=run_dir,
         instances_dir=instances_dir or default_instances_dir(env), config_file=config_file,
         credentials=MappingProxyType({k[len("CREDS_"):]: v for k, v in env.items() if k.startswith("CREDS_")}),
+        api_token=token,
     )
 
 
@@ -733,6 +746,11 @@ def load_settings(environ: Mapping[str, str] | None = None, config_file: Path | 
         raise ConfigError(problems, source=str(path))
     settings = build_settings(doc, env, config_file=path, instances_dir=path.parent)
     _ensure_writable(settings.data_dir)
+    if settings.api_token is None:  # a real program always has a token: the data folder's
+        try:
+            settings = replace(settings, api_token=tokens.token_file(settings.data_dir))
+        except TokenError as exc:
+            raise ConfigError([str(exc)], source="environment") from None
     return settings
 
 

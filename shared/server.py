@@ -537,7 +537,8 @@ def serve(app_factory: Callable[[Any], Any], settings: Any, service_name: str,
     level = str(getattr(settings, "log_level", "INFO"))
     fmt = str(getattr(settings, "log_format", "human"))
     password = getattr(getattr(settings, "mqtt", None), "password", None)
-    secrets = [password] if password else []
+    token = getattr(settings, "api_token", None)  # never written anyway; redacted should it ever be
+    secrets = [s for s in (password, token.value if token is not None else None) if s]
     setup_logging(service_name, level=level, fmt=fmt, secrets=secrets)
     address = settings.service(service_name)
     problem = port_problem(settings, service_name)

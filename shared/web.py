@@ -5,6 +5,7 @@ blocks.
     app = Flask(__name__)
     install_error_handlers(app, error_log)
     install_instance_header(app, settings.instance_id)
+    install_api_token(app, settings.api_token)
     raise ApiError("UNKNOWN_DEVICE", "No device 'x'.", 404, known=["t1"])   # in a route
 """
 from __future__ import annotations
@@ -23,6 +24,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from werkzeug.exceptions import HTTPException
 
 from shared import jsonio
+from shared.api_token import HEADER as AUTH_HEADER
+from shared.api_token import OPEN_METHODS, ApiToken
 from shared.clock import now_iso
 from shared.identity import INSTANCE_HEADER
 from shared.sse import OWN_FOLLOWER_ENVIRON
@@ -121,6 +124,30 @@ def install_instance_header(app: Flask, instance_id: str) -> None:
     @app.after_request
     def _name_instance(response: Response) -> Response:
         response.headers[INSTANCE_HEADER] = instance_id
+        return response
+
+
+def install_api_token(app: Flask, token: ApiToken | None) -> None:
+    """A state-changing request (any method but GET, HEAD, OPTIONS) to ``app`` must carry
+    ``Authorization: Bearer <token>``, else it is answered 401 ``UNAUTHORIZED`` before any route
+    runs; the answer says where the token is, never the token. Without a token (settings built
+    from a dict with none given) every state-changing request is refused: never open by default."""
+    if token is None:
+        refusal = ("This instance has no API token configured, so state-changing calls are refused "
+                   "(give one as SENSOR_HUB_API_TOKEN).")
+    else:
+        where = token.where if token.where.startswith("given as") else f"in the file {token.where}"
+        refusal = (f"State-changing calls need the header 'Authorization: Bearer <token>'; "
+                   f"this instance's token is {where}.")
+
+    @app.before_request
+    def _require_token() -> Response | None:
+        if request.method in OPEN_METHODS:
+            return None
+        if token is not None and token.admits(request.headers.get(AUTH_HEADER)):
+            return None
+        response = json_error("UNAUTHORIZED", refusal, 401)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="sensor-hub"'
         return response
 
 

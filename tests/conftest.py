@@ -12,8 +12,9 @@ import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
+from shared.api_token import ENV_NAME
 from shared.config import Settings, settings_from_dict
-from tests.helpers import free_port
+from tests.helpers import TEST_API_TOKEN, free_port
 from tests.support.broker import MosquittoBroker
 
 # `make test` keeps property tests quick and deterministic on a loaded 2-core machine;
@@ -110,14 +111,17 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     """Build Settings from the example instance with ``overrides`` deep-merged into it.
 
     ``make_settings({"config": {"cache_ttl": 1}}, env={"MQTT_PORT": "1884"})``; lists are
-    replaced, not merged. DATA_DIR defaults to the test's tmp_path.
+    replaced, not merged. DATA_DIR defaults to the test's tmp_path. The instance is given the API
+    token ``TEST_API_TOKEN`` as a secret, like a deployment can (shared/api_token.py); clients send
+    ``settings.api_token.header()``.
     """
 
     def build(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = None,
               doc: dict[str, Any] | None = None) -> Settings:
         base = copy.deepcopy(doc) if doc is not None else example_document()
         merged = deep_merge(base, overrides or {})
-        environment = {"INSTANCE_NAME": merged.get("instance_id", "sensor_hub_01"), "DATA_DIR": str(tmp_path / "data")}
+        environment = {"INSTANCE_NAME": merged.get("instance_id", "sensor_hub_01"), "DATA_DIR": str(tmp_path / "data"),
+                       ENV_NAME: TEST_API_TOKEN}
         environment.update(env or {})
         return settings_from_dict(merged, environment)
 

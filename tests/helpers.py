@@ -1,4 +1,5 @@
-"""Small helpers every test uses: waiting for a condition and finding a free port.
+"""Small helpers every test uses: waiting for a condition, finding a free port, and the
+instance's API token for the state-changing calls a test makes.
 
 Tests never synchronise with a bare sleep: they wait for a condition with a deadline,
 so they are fast on an idle machine and still pass on a loaded 2-core one.
@@ -8,9 +9,16 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
+from shared.api_token import FILE_NAME, ApiToken, token_file
+
 T = TypeVar("T")
+
+TEST_API_TOKEN = "sensor-hub-tests-api-token-4f9c1e"
+"""The secret (``SENSOR_HUB_API_TOKEN``) every instance built by make_settings is given; test
+clients send it from the instance's settings (``settings.api_token.header()``), never this name."""
 
 
 class WaitTimeout(AssertionError):
@@ -45,3 +53,16 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def authorization(data_dir: Path | str, timeout: float = 30.0) -> dict[str, str]:
+    """The ``Authorization`` header for an instance of real programs started with ``DATA_DIR``:
+    read from the ``api-token`` file they made at their start (waiting for it, with a deadline)."""
+    path = Path(data_dir) / FILE_NAME
+    wait_for(path.exists, timeout, message=f"{path} made by the instance")
+    return token_file(Path(data_dir)).header()
+
+
+def header_of(token: ApiToken | None) -> dict[str, str]:
+    """The header of an instance's token (none when it has none: then the call is refused)."""
+    return token.header() if token is not None else {}

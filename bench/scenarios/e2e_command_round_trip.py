@@ -16,6 +16,7 @@ import time
 
 import requests
 
+from bench.fixtures import authorization
 from bench.harness import Context, MessageTracker, Sample, Scenario, at_most
 from bench.stack import Stack, shared_stack
 
@@ -76,12 +77,14 @@ def run(ctx: Context, commands: Commands) -> Sample:
         sample.figures["bridge_to_answer_p50_ms"] = statistics.median(commands.bridge_ms)
         commands.bridge_ms.clear()
     stack = commands.stack
+    auth = authorization(stack.env)
     for name, url in (("aggregator_rest", f"{stack.aggregator.url}/device/b0_led/cmd"),
                       ("handler_rest", f"{stack.serial_handler.url}/sensor/b0_led/cmd")):
         times = []
         for index in range(ctx.params["direct"]):
             t0 = time.perf_counter()
-            response = requests.post(url, json={"values": {"state": "on" if index % 2 else "off"}}, timeout=10)
+            response = requests.post(url, json={"values": {"state": "on" if index % 2 else "off"}}, timeout=10,
+                                     headers=auth)
             if response.status_code == 200:
                 times.append(time.perf_counter() - t0)
         if times:

@@ -12,7 +12,7 @@ import time
 
 import requests
 
-from bench.fixtures import install_default_model, start_service, write_instance
+from bench.fixtures import authorization, install_default_model, start_service, write_instance
 from bench.harness import Context, Sample, Scenario
 from bench.stack import INSTANCE, instance_document
 
@@ -29,6 +29,7 @@ def setup(ctx: Context) -> tuple[requests.Session, str]:
     ctx.note("one client, keep-alive, one input per request; the default model (trained once per bench run, "
              "before any clock); server_inference_ms is the service's own figure for encoding + forward pass")
     session = requests.Session()
+    session.headers.update(authorization(env))  # /predict is a POST: it takes the instance's token
     ctx.cleanup.callback(session.close)
     return session, service.url + "/predict"
 

@@ -17,8 +17,9 @@ import json
 import socket
 import threading
 import time
+from dataclasses import replace
 
-from bench.fixtures import MqttClient, require_files, start_bridge, start_broker, write_instance
+from bench.fixtures import MqttClient, api_token, require_files, start_bridge, start_broker, write_instance
 from bench.harness import Context, MessageTracker, Sample, Scenario, at_most
 from bench.stack import Stack, shared_stack
 from shared.config import settings_from_dict
@@ -91,7 +92,8 @@ class BridgeAlone:
         doc["config"]["services"]["state_aggregator"]["port"] = free_port()
         doc["update_interval"] = 3600
         _, env = write_instance(session, doc)
-        settings = settings_from_dict(doc, {"INSTANCE_NAME": INSTANCE})
+        # The stand-in takes commands with the token the bridge will read from the data folder.
+        settings = replace(settings_from_dict(doc, {"INSTANCE_NAME": INSTANCE}), api_token=api_token(env))
         self.topics = Topics("IoT2mqtt", INSTANCE)
         self.aggregator = FakeAggregator(settings, port=doc["config"]["services"]["state_aggregator"]["port"])
         # Room for a whole burst: the figure is the bridge's rate, not the SSE queue's bound.

@@ -17,7 +17,14 @@ from typing import Any
 
 import requests
 
-from bench.fixtures import free_ports, require_files, start_emulator, start_service, write_instance
+from bench.fixtures import (
+    authorization,
+    free_ports,
+    require_files,
+    start_emulator,
+    start_service,
+    write_instance,
+)
 from bench.harness import Context, Sample, Scenario, at_most
 from shared.sse import Event, EventFollower
 from tests.helpers import wait_for
@@ -55,6 +62,7 @@ class SerialBench:
         _, env = write_instance(session, self.doc)
         self.service = start_service(session, "serial_handler", self.doc, env, healthy=True)
         self.url = self.service.url
+        self.auth = authorization(env)
         self.lock = threading.Lock()
         self.arrivals: dict[tuple[str, float], float] = {}
         self.recording = False
@@ -91,7 +99,8 @@ class SerialBench:
     def set_interval(self, interval_ms: int) -> None:
         for index in range(BOARDS):
             answer = requests.post(f"{self.url}/boards/b{index}/cmd",
-                                   json={"type": "config", "interval_ms": interval_ms}, timeout=10)
+                                   json={"type": "config", "interval_ms": interval_ms}, timeout=10,
+                                   headers=self.auth)
             answer.raise_for_status()
 
 

@@ -10,7 +10,14 @@ from shared import jsonio
 from shared.config import Settings
 from shared.handler_api import install_handler_api
 from shared.logs import clip
-from shared.web import ApiError, health_response, install_error_handlers, install_instance_header, json_response
+from shared.web import (
+    ApiError,
+    health_response,
+    install_api_token,
+    install_error_handlers,
+    install_instance_header,
+    json_response,
+)
 
 from .service import SERVICE, MlInference
 
@@ -33,6 +40,7 @@ def create_app(settings: Settings, service: MlInference | None = None) -> Flask:
     app.extensions[SERVICE] = service
     install_error_handlers(app, service.errors)
     install_instance_header(app, settings.instance_id)
+    install_api_token(app, settings.api_token)
     service.metrics.install(app)
     install_handler_api(app, service)
 

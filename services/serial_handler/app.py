@@ -7,7 +7,13 @@ from flask import Flask
 
 from shared.config import Settings
 from shared.handler_api import command_body, install_handler_api
-from shared.web import health_response, install_error_handlers, install_instance_header, json_response
+from shared.web import (
+    health_response,
+    install_api_token,
+    install_error_handlers,
+    install_instance_header,
+    json_response,
+)
 
 from .handler import SerialHandler, UnknownBoard
 
@@ -22,6 +28,7 @@ def create_app(settings: Settings, handler: SerialHandler | None = None) -> Flas
     app.extensions["serial_handler"] = handler
     install_error_handlers(app, handler.errors)
     install_instance_header(app, settings.instance_id)
+    install_api_token(app, settings.api_token)
     handler.metrics.install(app)
     install_handler_api(app, handler)
 

@@ -59,6 +59,8 @@ class StateAggregator:
         for service in self.registry.services():
             if service not in self.clients:  # a device owned by a service with no address
                 self.registry.mark_service_down(service, "service not configured")
+        for client in self.clients.values():
+            client.authorize(settings.api_token)  # commands and the automation's POSTs need it
         self.router = CommandRouter(self.registry, self.clients)
         self.automations = WindowAutomations.build(settings.automations, self.cache, self.registry, self.router,
                                                    self.clients.get("ml_inference"), self._publish, self.error_log)

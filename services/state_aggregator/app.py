@@ -7,7 +7,14 @@ from flask import Flask, Response, request
 
 from shared.commands import CommandError, decode_payload
 from shared.config import DEVICE_TYPES, Settings
-from shared.web import ApiError, Metrics, install_error_handlers, install_instance_header, json_response
+from shared.web import (
+    ApiError,
+    Metrics,
+    install_api_token,
+    install_error_handlers,
+    install_instance_header,
+    json_response,
+)
 
 from .aggregator import SERVICE, StateAggregator
 from .registry import UnknownDevice, UnknownGroup
@@ -39,6 +46,7 @@ def create_app(settings: Settings, aggregator: StateAggregator | None = None) ->
     app.config["aggregator"] = aggregator
     install_error_handlers(app, aggregator.error_log)
     install_instance_header(app, settings.instance_id)
+    install_api_token(app, settings.api_token)
     metrics = Metrics(SERVICE)
     metrics.install(app)
     metrics.gauge_function("devices_online", "Devices online", lambda: aggregator.registry.counts()["online"])

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import requests
 from requests.adapters import HTTPAdapter
 
+from shared.api_token import ApiToken
 from shared.connection import is_refused
 from shared.identity import ForeignInstance, check_instance
 from shared.sse import Event, EventFollower
@@ -142,6 +143,12 @@ class HandlerClient:
         if self._starter is not None:
             self._starter.join(5)
         self._session.close()
+
+    def authorize(self, token: ApiToken | None) -> HandlerClient:
+        """Send the instance's API token with every request: commands and other POSTs need it."""
+        if token is not None:
+            self._session.headers.update(token.header())
+        return self
 
     @property
     def stream_connected(self) -> bool:

@@ -3,7 +3,8 @@
 ``GET /health`` and ``GET /events`` (a real shared.sse.EventPublisher). Tests drive it:
 ``set_state``, ``emit_event``, ``set_online``, and read the commands it received. Like the real
 one it names its instance on every answer (``X-Instance-Id``): the settings' unless
-``instance_id`` says otherwise (another instance's aggregator on the bridge's port)."""
+``instance_id`` says otherwise (another instance's aggregator on the bridge's port); and like the
+real one it carries out a command only with the settings' API token (shared/web.py)."""
 from __future__ import annotations
 
 import threading
@@ -15,7 +16,7 @@ from flask import Flask, jsonify, request
 from shared.config import Settings
 from shared.server import ThreadedServer, run_in_thread
 from shared.sse import EventPublisher
-from shared.web import install_instance_header
+from shared.web import install_api_token, install_instance_header
 
 
 class FakeAggregator:
@@ -32,6 +33,7 @@ class FakeAggregator:
         self.commands: list[dict[str, Any]] = []
         self.command_error: dict[str, Any] | None = None  # {"status": 409, "error": "REJECTED", ...}
         self.command_delay = 0.0
+        self.api_token = settings.api_token
         self.app = self._build()
         self.port = port
         self.server: ThreadedServer | None = None
@@ -74,6 +76,7 @@ class FakeAggregator:
     def _build(self) -> Flask:
         app = Flask(__name__)
         install_instance_header(app, self.instance_id)
+        install_api_token(app, self.api_token)
 
         @app.get("/health")
         def health():

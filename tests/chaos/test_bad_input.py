@@ -18,7 +18,7 @@ import requests
 
 from tests.bridge.conftest import BASE
 from tests.bridge.mqtt_watch import Watcher
-from tests.helpers import wait_for
+from tests.helpers import authorization, wait_for
 from tests.support.connector import AUTOMATION_SWITCH, ConnectorStack
 
 MAX_LOG_LINE = 1_000
@@ -36,7 +36,7 @@ def stack(tmp_path_factory, default_model: Path) -> Iterator[ConnectorStack]:
                      message=f"{url} answering")
         # The automation would move the window on its own; suggest-only keeps the board to our commands.
         switch_off = requests.post(f"{stack.aggregator_url}/device/{AUTOMATION_SWITCH}/cmd",
-                                   json={"state": "off"}, timeout=30)
+                                   json={"state": "off"}, timeout=30, headers=authorization(stack.env["DATA_DIR"]))
         assert switch_off.status_code == 200, switch_off.text
         yield stack
     finally:
@@ -188,20 +188,22 @@ def test_bad_command_over_rest(stack, logs, target, service, path, valid, number
     url = stack.urls[service] + path
     bad_id = f"r-bad-{target}-{case}"
     fields = {"id": json.dumps(bad_id), **valid, **spoil(number)}
-    answer = requests.post(url, data=raw_json(**fields), timeout=30)
+    auth = authorization(stack.env["DATA_DIR"])
+    answer = requests.post(url, data=raw_json(**fields), timeout=30, headers=auth)
     assert answer.status_code == 400 and answer.headers["Content-Type"].startswith("application/json"), answer.text
     body = answer.json()
     assert body["error"] == code, body
     assert len(body["message"]) < 500, body["message"][:600]
     # Nothing else lost: the next command is carried out.
     ok_id = f"r-ok-{target}-{case}"
-    done = requests.post(url, data=raw_json(id=json.dumps(ok_id), **valid), timeout=30)
+    done = requests.post(url, data=raw_json(id=json.dumps(ok_id), **valid), timeout=30, headers=auth)
     assert done.status_code == 200 and done.json()["status"] == "success", done.text
     assert_went_no_further(stack, bad_id, first=None)
     logs.assert_bounded()
 
 
 def test_deep_json_to_the_model_is_a_json_400(stack, logs):
-    answer = requests.post(stack.urls["ml_inference"] + "/predict", data=DEEP, timeout=30)
+    answer = requests.post(stack.urls["ml_inference"] + "/predict", data=DEEP, timeout=30,
+                           headers=authorization(stack.env["DATA_DIR"]))
     assert answer.status_code == 400 and answer.json()["error"] == "INVALID_JSON", answer.text
     logs.assert_bounded()

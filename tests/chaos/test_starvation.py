@@ -30,7 +30,7 @@ import requests
 from shared.server import DEFAULT_THREADS, REQUEST_READ_TIMEOUT_S, stream_slots
 from shared.sse import EventFollower
 from shared.web import BODY_BYTES_MAX
-from tests.helpers import wait_for
+from tests.helpers import authorization, wait_for
 from tests.state_aggregator.conftest import SERIAL_DEVICES
 from tests.state_aggregator.scripted_handler import EXAMPLE_INSTANCE_ID, ScriptedHandler
 from tests.support.instance_dir import service_addresses, write_instance
@@ -50,6 +50,7 @@ class Served:
     port: int
     handler: ScriptedHandler
     log: Path
+    data_dir: Path
 
 
 @pytest.fixture
@@ -65,7 +66,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     try:
         wait_for(lambda: requests.get(url + "/health", timeout=2).status_code == 200, 60, interval=0.05,
                  message="the aggregator serving /health")
-        yield Served(url, port, handler, log)
+        yield Served(url, port, handler, log, tmp_path / "data")
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -177,15 +178,16 @@ def test_half_sent_requests_and_a_flood_of_streams_starve_nothing(served: Served
                 answer = requests.get(url + path, timeout=BRIDGE_TIMEOUT_S)
                 assert answer.status_code == 200, answer.text
             latencies.append(time.monotonic() - started)
+        auth = authorization(served.data_dir)  # the token the aggregator made at its start
         command = requests.post(url + "/device/living_led/cmd", json={"values": {"state": "on"}, "id": "starve-1"},
-                                timeout=BRIDGE_TIMEOUT_S)
+                                timeout=BRIDGE_TIMEOUT_S, headers=auth)
         assert command.status_code == 200 and command.json()["status"] == "success", command.text
         assert [body["id"] for _, body in served.handler.commands] == ["starve-1"]
 
         # A 10 MB command is refused unread, and never carried out.
         huge = json.dumps({"values": {"state": "off"}, "id": "huge-1", "pad": "x" * 10_000_000})
         answer = requests.post(url + "/device/living_led/cmd", data=huge, timeout=BRIDGE_TIMEOUT_S,
-                               headers={"Content-Type": "application/json"})
+                               headers={"Content-Type": "application/json", **auth})
         assert answer.status_code == 413 and answer.json()["error"] == "PAYLOAD_TOO_LARGE", answer.text
         assert str(BODY_BYTES_MAX) in answer.json()["message"]
         assert answer.headers["X-Instance-Id"] == EXAMPLE_INSTANCE_ID

@@ -36,7 +36,7 @@ class Service(ServedService):
     def __init__(self, settings: Settings, workers: int = 16) -> None:
         self.poller = HttpPoller(settings, workers=workers)
         self.app = create_app(settings, self.poller)
-        super().__init__(self.app, self.poller)
+        super().__init__(self.app, self.poller, settings.api_token)
 
     def sensor(self, device_id: str) -> dict[str, Any]:
         return self.get(f"/sensor/{device_id}/cached").json()

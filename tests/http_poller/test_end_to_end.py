@@ -13,7 +13,7 @@ import requests
 
 from shared.sse import Event, EventFollower
 from tests.bridge.mqtt_watch import Watcher
-from tests.helpers import wait_for
+from tests.helpers import authorization, wait_for
 from tests.support.connector import ConnectorStack
 
 pytestmark = pytest.mark.slow
@@ -84,7 +84,7 @@ def test_a_read_now_command_and_a_fresh_read_through_the_aggregator(stack: Conne
     fresh = requests.get(f"{stack.aggregator_url}/device/kitchen_humidity?fresh=1", timeout=10).json()
     assert fresh["state"] == {"humidity": 52.5}
     reply = requests.post(f"{stack.aggregator_url}/device/kitchen_humidity/cmd", json={"values": {}, "id": "r-1"},
-                          timeout=10)
+                          timeout=10, headers=authorization(stack.env["DATA_DIR"]))
     assert reply.status_code == 200 and reply.json()["result"] == {"humidity": 52.5}
 
 

@@ -43,7 +43,7 @@ class MlService(ServedService):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.service = MlInference(settings)
-        super().__init__(create_app(settings, self.service), self.service)
+        super().__init__(create_app(settings, self.service), self.service, settings.api_token)
 
     def states(self, device_id: str) -> list[dict[str, Any]]:
         with self._lock:

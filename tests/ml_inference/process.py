@@ -21,9 +21,16 @@ class ServiceProcess:
 
     def start(self, ready: str = "/health", timeout: float = 60.0) -> ServiceProcess:
         """Start and wait until ``ready`` answers at all (any status: a degraded service is up)."""
+        return self.launch().wait_answering(ready, timeout)
+
+    def launch(self) -> ServiceProcess:
+        """Start, without waiting for anything (several programs started at once)."""
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", self.module], cwd=ROOT, env=self.env, stdout=log,
                                          stderr=log, start_new_session=True)
+        return self
+
+    def wait_answering(self, ready: str = "/health", timeout: float = 60.0) -> ServiceProcess:
         wait_for(lambda: self._answers(ready), timeout, interval=0.05, message=f"{self.module} answering {ready}")
         return self
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import requests
 
 from tests.conftest import deep_merge, example_document
-from tests.helpers import free_port, wait_for
+from tests.helpers import authorization, free_port, wait_for
 from tests.ml_inference.process import ServiceProcess
 
 
@@ -32,7 +32,8 @@ def test_first_start_creates_the_default_model_and_then_predicts(tmp_path: Path,
     model_file = tmp_path / "data" / "models" / "window.pt"
     assert model_file.read_bytes() == default_model.read_bytes()
     answer = requests.post(service.url + "/predict", json={"temperature": 29, "humidity": 75,
-                                                           "outdoor_temperature": 17}, timeout=10)
+                                                           "outdoor_temperature": 17}, timeout=10,
+                           headers=authorization(tmp_path / "data"))
     assert answer.status_code == 200 and answer.json()["position"] > 70
     assert service.stop() == 0
     assert "training the default weights" in service.log()
@@ -47,7 +48,8 @@ def test_a_corrupt_model_file_leaves_the_process_up_with_a_reason(tmp_path: Path
                       and r.json()["checks"]["model"]["detail"].startswith("failed") and r.json(), 60,
                       message="health reports the refused model")
     assert "is not a readable torch file" in health["reasons"][0]
-    answer = requests.post(service.url + "/predict", json={"temperature": 21, "humidity": 50}, timeout=10)
+    answer = requests.post(service.url + "/predict", json={"temperature": 21, "humidity": 50}, timeout=10,
+                           headers=authorization(tmp_path / "data"))
     assert answer.status_code == 503 and answer.json()["error"] == "MODEL_UNAVAILABLE"
     assert service.proc.poll() is None
     assert "Traceback" not in service.log()

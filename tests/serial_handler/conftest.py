@@ -36,7 +36,7 @@ class Service(ServedService):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.handler = SerialHandler(settings)
-        super().__init__(create_app(settings, self.handler), self.handler)
+        super().__init__(create_app(settings, self.handler), self.handler, settings.api_token)
 
     def board(self, board_id: str) -> dict[str, Any]:
         return self.get(f"/boards/{board_id}").json()

@@ -11,7 +11,7 @@ from pathlib import Path
 import requests
 
 from tests.conftest import ROOT, deep_merge, example_document
-from tests.helpers import free_port, wait_for
+from tests.helpers import authorization, free_port, wait_for
 from tests.serial_handler.conftest import serial_overlay
 
 
@@ -38,7 +38,7 @@ def test_the_launcher_serves_an_emulated_board(emulators, tmp_path: Path) -> Non
         wait_for(lambda: requests.get(url + "/sensor/b1_temperature", timeout=5).json()["state"].get("temperature")
                  == 22.5, 15)
         answer = requests.post(url + "/sensor/b1_led/cmd", json={"values": {"state": "on"}, "id": "launch-1"},
-                               timeout=10)
+                               timeout=10, headers=authorization(tmp_path / "data"))
         assert answer.json() == {"status": "success", "cmd_id": "launch-1",
                                  "result": {"state": "on", "color": "#ffffff", "brightness": 255, "blink": 0}}
     finally:

@@ -14,7 +14,7 @@ from services.state_aggregator.app import create_app
 from shared.config import Settings
 from shared.server import ThreadedServer, run_in_thread
 from tests.conftest import Started
-from tests.helpers import free_port
+from tests.helpers import free_port, header_of
 from tests.state_aggregator.scripted_handler import ScriptedHandler
 
 SERIAL_DEVICES = [("living_temperature", "temperature"), ("living_humidity", "humidity"),
@@ -38,6 +38,7 @@ class AggregatorUnderTest:
         self.server: ThreadedServer = run_in_thread(self.app)
         self.url = self.server.url
         self.http = requests.Session()
+        self.http.headers.update(header_of(settings.api_token))  # the instance's token, for its POSTs
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.http.get(self.url + path, timeout=10, **kwargs)

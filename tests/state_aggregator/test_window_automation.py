@@ -21,10 +21,11 @@ from typing import Any
 import pytest
 import requests
 
+from shared.api_token import ENV_NAME
 from shared.config import settings_from_dict
 from tests.conftest import deep_merge, example_document
 from tests.firmware.emulator_process import EmulatorProcess
-from tests.helpers import wait_for
+from tests.helpers import TEST_API_TOKEN, wait_for
 from tests.ml_inference.conftest import install_model
 from tests.ml_inference.process import ServiceProcess
 from tests.state_aggregator.conftest import AggregatorUnderTest, EventTap, service_ports
@@ -61,8 +62,10 @@ class AutomationStack:
         doc = automation_document(str(self.emulator.link), services)
         (tmp / "sensor_hub_01.json").write_text(json.dumps(doc))
         env = {**os.environ, "INSTANCE_NAME": "sensor_hub_01", "INSTANCES_DIR": str(tmp),
-               "DATA_DIR": str(tmp / "data"), "LOG_LEVEL": "INFO"}
-        settings = settings_from_dict(doc, {"INSTANCE_NAME": "sensor_hub_01", "DATA_DIR": str(tmp / "data")})
+               "DATA_DIR": str(tmp / "data"), "LOG_LEVEL": "INFO", ENV_NAME: TEST_API_TOKEN}
+        # The instance's token as a secret, the same for the processes and the aggregator here.
+        settings = settings_from_dict(doc, {"INSTANCE_NAME": "sensor_hub_01", "DATA_DIR": str(tmp / "data"),
+                                            ENV_NAME: TEST_API_TOKEN})
         install_model(default_model, settings.data_dir)
         self.serial = ServiceProcess("services.serial_handler", settings.service("serial_handler").url, env,
                                      tmp / "serial_handler.log").start("/sensors")

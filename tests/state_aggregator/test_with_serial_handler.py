@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 import requests
 
+from shared.api_token import ENV_NAME
 from shared.config import settings_from_dict
 from tests.conftest import ROOT, deep_merge, example_document
 from tests.firmware.emulator_process import EmulatorProcess
-from tests.helpers import wait_for
+from tests.helpers import TEST_API_TOKEN, wait_for
 from tests.state_aggregator.conftest import AggregatorUnderTest, EventTap, service_ports
 
 BOARD = "living_room_esp32"
@@ -34,7 +35,7 @@ class HandlerProcess:
     def __init__(self, instances_dir: Path, url: str) -> None:
         self.url = url
         self.env = {**os.environ, "INSTANCE_NAME": "sensor_hub_01", "INSTANCES_DIR": str(instances_dir),
-                    "DATA_DIR": str(instances_dir / "data"), "LOG_LEVEL": "WARNING"}
+                    "DATA_DIR": str(instances_dir / "data"), "LOG_LEVEL": "WARNING", ENV_NAME: TEST_API_TOKEN}
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -75,7 +76,9 @@ class Stack:
             "serial_ports": [{"board_id": BOARD, "name": "Living room ESP32", "port": str(self.emulator.link),
                               "command_timeout": 5, "silence_timeout": 30}]}})
         (tmp / "sensor_hub_01.json").write_text(json.dumps(doc))
-        settings = settings_from_dict(doc, {"INSTANCE_NAME": "sensor_hub_01", "DATA_DIR": str(tmp / "data")})
+        # The instance's token as a secret, the same for the handler process and the aggregator here.
+        settings = settings_from_dict(doc, {"INSTANCE_NAME": "sensor_hub_01", "DATA_DIR": str(tmp / "data"),
+                                            ENV_NAME: TEST_API_TOKEN})
         self.handler = HandlerProcess(tmp, settings.service("serial_handler").url)
         self.handler.start()
         self.aggregator = AggregatorUnderTest(settings)

@@ -9,17 +9,19 @@ from typing import Any
 import requests
 from flask import Flask
 
+from shared.api_token import ApiToken
 from shared.server import run_in_thread
 from shared.sse import Event, EventFollower
-from tests.helpers import wait_for
+from tests.helpers import header_of, wait_for
 
 
 class ServedService:
     """``domain`` is the service's domain object (started after the stream is followed, so no
     event is missed); ``app`` its Flask app."""
 
-    def __init__(self, app: Flask, domain: Any) -> None:
+    def __init__(self, app: Flask, domain: Any, token: ApiToken | None = None) -> None:
         self.domain = domain
+        self.auth = header_of(token)  # the instance's API token: post() sends it
         self.server = run_in_thread(app)
         self.url = self.server.url
         self.events: list[Event] = []
@@ -36,6 +38,7 @@ class ServedService:
         return requests.get(self.url + path, timeout=30, **kwargs)
 
     def post(self, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
+        kwargs["headers"] = {**self.auth, **kwargs.get("headers", {})}
         return requests.post(self.url + path, json=body, timeout=30, **kwargs)
 
     def mark(self) -> int:
