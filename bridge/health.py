@@ -91,6 +91,8 @@ class HealthFileFeature(Feature):
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
+        if self._thread is not None:  # a write under way would put the file back after the unlink
+            self._thread.join(1.0)
         try:
             self.path.unlink(missing_ok=True)  # a stopped bridge is not healthy
         except OSError:
