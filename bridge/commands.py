@@ -17,7 +17,7 @@ from typing import Any
 
 from bridge.client import IncomingMessage
 from bridge.context import BridgeContext, Feature, now_iso
-from bridge.discovery import HaCommandError, translate_ha_command
+from bridge.ha_payloads import HaCommandError, translate_ha_command
 from shared.commands import (
     DEVICE_DISABLED,
     INVALID_PAYLOAD,

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from bridge.discovery import DiscoveryBuilder, HaCommandError, ha_light_state, translate_ha_command
+from bridge.discovery import DiscoveryBuilder
+from bridge.ha_payloads import HaCommandError, ha_light_state, translate_ha_command
 from shared.topics import Topics
 from tests.bridge.conftest import BASE
 from tests.bridge.ha_discovery_check import problems

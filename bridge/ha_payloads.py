@@ -1,0 +1,80 @@
+"""Home Assistant's payloads and ours: HA's command payloads into contract command values,
+and our LED state into the JSON-schema light state HA reads.
+
+A pure module shared by two bridge features (discovery publishes the light state, the command
+feature translates HA's commands), so that neither feature imports the other.
+Payload rules: https://www.home-assistant.io/integrations/cover.mqtt/,
+https://www.home-assistant.io/integrations/light.mqtt/#json-schema,
+https://www.home-assistant.io/integrations/switch.mqtt/
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from shared import jsonio
+
+
+class HaCommandError(ValueError):
+    """A Home Assistant command payload we cannot carry out; the message says why."""
+
+
+def translate_ha_command(device_type: str, which: str, payload: bytes) -> dict[str, Any]:
+    """Home Assistant's command payload -> contract command ``values``."""
+    text = payload.decode("utf-8", errors="replace").strip()
+    if device_type == "window" and which == "set":
+        mapping = {"OPEN": {"position": 100}, "CLOSE": {"position": 0}, "STOP": {"stop": True}}
+        if text not in mapping:
+            raise HaCommandError(f"cover command {text[:40]!r} is not OPEN, CLOSE or STOP")
+        return mapping[text]
+    if device_type == "window" and which == "position":
+        try:
+            position = int(float(text))
+        except (ValueError, OverflowError):  # "nan"; "inf" and "1e400" overflow an int
+            raise HaCommandError(f"cover position {text[:40]!r} is not a number") from None
+        if not 0 <= position <= 100:
+            raise HaCommandError(f"cover position {position} is outside 0..100")
+        return {"position": position}
+    if device_type == "switch" and which == "set":
+        if text not in ("ON", "OFF"):
+            raise HaCommandError(f"switch command {text[:40]!r} is not ON or OFF")
+        return {"state": text.lower()}
+    if device_type == "led" and which == "set":
+        try:
+            doc = jsonio.loads_input(text)
+        except ValueError:  # malformed, or nested deeper than any light command
+            raise HaCommandError("light command is not JSON (json schema expected)") from None
+        if not isinstance(doc, dict):
+            raise HaCommandError("light command must be a JSON object")
+        values: dict[str, Any] = {}
+        if "state" in doc:
+            if doc["state"] not in ("ON", "OFF"):
+                raise HaCommandError("light 'state' must be ON or OFF")
+            values["state"] = doc["state"].lower()
+        if "brightness" in doc:
+            b = doc["brightness"]
+            if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 <= b <= 255:
+                raise HaCommandError("light 'brightness' must be 0..255")
+            values["brightness"] = int(b)
+        if "color" in doc:
+            c = doc["color"]
+            try:
+                values["color"] = "#{:02x}{:02x}{:02x}".format(*(int(c[k]) for k in "rgb"))
+            except (TypeError, KeyError, ValueError, OverflowError):
+                raise HaCommandError("light 'color' must be {\"r\",\"g\",\"b\"}") from None
+        if not values:
+            raise HaCommandError("light command sets nothing")
+        return values
+    raise HaCommandError(f"no Home Assistant command {which!r} for a {device_type} device")
+
+
+def ha_light_state(state: dict[str, Any]) -> dict[str, Any]:
+    """Our LED state -> the JSON-schema light state Home Assistant reads."""
+    out: dict[str, Any] = {"state": "ON" if str(state.get("state", "off")).lower() == "on" else "OFF"}
+    if isinstance(state.get("brightness"), (int, float)):
+        out["brightness"] = int(state["brightness"])
+    color = state.get("color")
+    if isinstance(color, str) and re.fullmatch(r"#[0-9a-fA-F]{6}", color):
+        out["color_mode"] = "rgb"
+        out["color"] = {"r": int(color[1:3], 16), "g": int(color[3:5], 16), "b": int(color[5:7], 16)}
+    return out
