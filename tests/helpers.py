@@ -6,7 +6,9 @@ so they are fast on an idle machine and still pass on a loaded 2-core one.
 """
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -66,3 +68,16 @@ def authorization(data_dir: Path | str, timeout: float = 30.0) -> dict[str, str]
 def header_of(token: ApiToken | None) -> dict[str, str]:
     """The header of an instance's token (none when it has none: then the call is refused)."""
     return token.header() if token is not None else {}
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout``: a test's own cleanup,
+    which must end the process whatever state the test left it in."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

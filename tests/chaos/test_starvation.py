@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import selectors
-import signal
 import socket
 import subprocess
 import sys
@@ -30,7 +29,7 @@ import requests
 from shared.server import DEFAULT_THREADS, REQUEST_READ_TIMEOUT_S, stream_slots
 from shared.sse import EventFollower
 from shared.web import BODY_BYTES_MAX
-from tests.helpers import authorization, wait_for
+from tests.helpers import authorization, stop_process, wait_for
 from tests.state_aggregator.conftest import SERIAL_DEVICES
 from tests.state_aggregator.scripted_handler import EXAMPLE_INSTANCE_ID, ScriptedHandler
 from tests.support.instance_dir import service_addresses, write_instance
@@ -68,12 +67,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
                  message="the aggregator serving /health")
         yield Served(url, port, handler, log, tmp_path / "data")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         handler.stop()
         handler.publisher.close()
 

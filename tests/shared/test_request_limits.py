@@ -4,7 +4,6 @@ all against the real aggregator is tests/chaos/test_starvation.py; here each rul
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import shared.sse
 from shared.server import HEADER_BYTES_MAX, _Arrival, stream_slots
 from shared.sse import EventPublisher, StreamSlots
 from shared.web import BODY_BYTES_MAX, install_error_handlers, install_instance_header
-from tests.helpers import free_port, wait_for
+from tests.helpers import free_port, stop_process, wait_for
 from tests.shared.test_server import ROOT, SERVICE
 
 LINE_LIMIT = 4094  # gunicorn's limit_request_line
@@ -119,12 +118,7 @@ def demo() -> Iterator[tuple[str, int]]:
         wait_for(lambda: requests.get(url + "/health", timeout=2), timeout=30, message="the demo serving /health")
         yield url, port
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def read_answers(sock: socket.socket, count: int) -> list[bytes]:

@@ -16,7 +16,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from shared.server import gunicorn_options, run_in_thread
 from shared.sse import EventFollower
-from tests.helpers import free_port, wait_for
+from tests.helpers import free_port, stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,13 +73,7 @@ def gunicorn_service():
     try:
         yield proc, f"http://127.0.0.1:{port}"
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, 15)
 
 
 def test_serve_runs_the_app_under_gunicorn_and_streams_events(gunicorn_service):
