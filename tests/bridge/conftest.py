@@ -11,6 +11,7 @@ from tests.bridge.fake_aggregator import FakeAggregator
 from tests.bridge.mqtt_watch import Watcher
 from tests.conftest import Started
 from tests.helpers import free_port
+from tests.support.broker import MosquittoBroker
 
 BASE = "IoT2mqtt/v1/instances/sensor_hub_01"
 
@@ -24,6 +25,15 @@ def agg_port() -> int:
 def broker(fresh_mosquitto):
     """A broker of the test's own: retained messages of other tests never leak in."""
     return fresh_mosquitto
+
+
+@pytest.fixture
+def persistent_broker() -> Iterator[MosquittoBroker]:
+    """A broker that keeps sessions across its own restart, so a test subscriber misses nothing."""
+    broker = MosquittoBroker(persistence=True)
+    broker.start()
+    yield broker
+    broker.close()
 
 
 @pytest.fixture

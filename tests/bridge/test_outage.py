@@ -24,15 +24,6 @@ STATUS = f"{BASE}/status"
 EVENTS = f"{BASE}/devices/living_motion/events"
 
 
-@pytest.fixture
-def persistent_broker():
-    """Keeps sessions across its own restart, so a test subscriber misses nothing."""
-    broker = MosquittoBroker(persistence=True)
-    broker.start()
-    yield broker
-    broker.close()
-
-
 def event_numbers(watcher: Watcher) -> list[int]:
     return [json.loads(p)["data"]["n"] for p in watcher.on(EVENTS)]
 

@@ -3,6 +3,14 @@ own, settings pointing at it, the fake aggregator, an in-process bridge and a wa
 (tests/bridge/conftest.py). Re-exported here so that pytest finds them by name."""
 from __future__ import annotations
 
-from tests.bridge.conftest import agg_port, aggregator, bridge_settings, broker, start_bridge, watcher
+from tests.bridge.conftest import (
+    agg_port,
+    aggregator,
+    bridge_settings,
+    broker,
+    persistent_broker,
+    start_bridge,
+    watcher,
+)
 
-__all__ = ["agg_port", "aggregator", "bridge_settings", "broker", "start_bridge", "watcher"]
+__all__ = ["agg_port", "aggregator", "bridge_settings", "broker", "persistent_broker", "start_bridge", "watcher"]

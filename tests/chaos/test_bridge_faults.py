@@ -251,15 +251,6 @@ def test_the_bridge_process_no_longer_dies_of_a_corrupt_outbox(tmp_path, broker,
 # ------------------------------------------------------------------ disk: the data disk full
 
 
-@pytest.fixture
-def persistent_broker():
-    """Keeps the watcher's session across its own restart, so the test subscriber misses nothing."""
-    broker = MosquittoBroker(persistence=True)
-    broker.start()
-    yield broker
-    broker.close()
-
-
 def rows_with_marks(path: Path, prefix: str) -> int:
     """What the outbox file holds, read by another connection as a restart would read it."""
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
