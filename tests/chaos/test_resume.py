@@ -135,6 +135,14 @@ def start_marks(stack: ConnectorStack) -> None:
         assert response.status_code == 200, response.text
 
 
+def marks_flowing(stack: ConnectorStack, watch: MarkWatcher) -> None:
+    """The instance online, the bridge following, and the handler's marks reaching MQTT."""
+    watch.wait(STATUS, lambda p: p == b"online", timeout=60)
+    wait_for(lambda: bridge_following(stack), 30, interval=0.1, message="the bridge following the aggregator")
+    start_marks(stack)
+    wait_for(lambda: len(watch.seen()) >= 20, 30, interval=0.05, message="marks flowing to MQTT")
+
+
 def stay_away(tap: EventTap) -> None:
     """Until the handler has sent ``AWAY_S`` worth of marks (of each kind) since now."""
     before = len(sent(tap))
@@ -171,10 +179,7 @@ def report(what: str, restarted: float, before_restart: set, seen: dict, watch: 
 
 
 def test_kill_9_of_the_bridge_loses_no_event(stack: ConnectorStack, watch: MarkWatcher, tap: EventTap):
-    watch.wait(STATUS, lambda p: p == b"online", timeout=60)
-    wait_for(lambda: bridge_following(stack), 30, interval=0.1, message="the bridge following the aggregator")
-    start_marks(stack)
-    wait_for(lambda: len(watch.seen()) >= 20, 30, interval=0.05, message="marks flowing to MQTT")
+    marks_flowing(stack, watch)
 
     stack.kill(stack.bridge)
     at_kill = sent(tap)
@@ -195,10 +200,7 @@ def test_kill_9_of_the_bridge_loses_no_event(stack: ConnectorStack, watch: MarkW
 
 def test_kill_9_of_the_aggregator_loses_nothing_the_handler_sent(stack: ConnectorStack, watch: MarkWatcher,
                                                                  tap: EventTap):
-    watch.wait(STATUS, lambda p: p == b"online", timeout=60)
-    wait_for(lambda: bridge_following(stack), 30, interval=0.1, message="the bridge following the aggregator")
-    start_marks(stack)
-    wait_for(lambda: len(watch.seen()) >= 20, 30, interval=0.05, message="marks flowing to MQTT")
+    marks_flowing(stack, watch)
 
     stack.kill(stack.aggregator)
     at_kill = sent(tap)
@@ -240,10 +242,7 @@ def test_kill_9_of_the_aggregators_worker_alone_loses_nothing(stack: ConnectorSt
                                                               tap: EventTap):
     """An OOM kill takes the worker, not its gunicorn master: the master starts a new worker,
     which resumes the handler's stream from the saved position like a restarted program."""
-    watch.wait(STATUS, lambda p: p == b"online", timeout=60)
-    wait_for(lambda: bridge_following(stack), 30, interval=0.1, message="the bridge following the aggregator")
-    start_marks(stack)
-    wait_for(lambda: len(watch.seen()) >= 20, 30, interval=0.05, message="marks flowing to MQTT")
+    marks_flowing(stack, watch)
 
     workers = _children(stack.aggregator.pid)
     assert len(workers) == 1, workers
@@ -268,10 +267,7 @@ def test_a_fresh_broker_gets_the_retained_picture_again_and_no_event_is_lost(sta
     """The broker replaced by an empty one (a new container, its store lost): after the
     reconnect the bridge sends status, meta and every device's state again, retained, and the
     events it held during the outage."""
-    watch.wait(STATUS, lambda p: p == b"online", timeout=60)
-    wait_for(lambda: bridge_following(stack), 30, interval=0.1, message="the bridge following the aggregator")
-    start_marks(stack)
-    wait_for(lambda: len(watch.seen()) >= 20, 30, interval=0.05, message="marks flowing to MQTT")
+    marks_flowing(stack, watch)
 
     stack.broker.stop()
     watch.stop()
