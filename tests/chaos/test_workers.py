@@ -67,3 +67,43 @@ def test_kill_9_of_the_serial_handlers_worker_alone(stack: ConnectorStack):
     log = stack.log_path.read_text(errors="replace")
     assert "Traceback" not in log
     print(f"\nkill -9 of the serial handler's worker: commands carried out again {recovered:.2f} s later")
+
+
+@pytest.fixture
+def full_stack(tmp_path: Path, default_model: Path) -> Iterator[ConnectorStack]:
+    """Every service: the board, the HTTP sensors and the window automation."""
+    stack = ConnectorStack(tmp_path, interval_ms=200, http=True, automation=default_model)
+    try:
+        yield stack
+    finally:
+        stack.close()
+
+
+def service_master(stack: ConnectorStack, module: str):
+    return next(p for p in stack.processes if p.args[1:] == ["-m", module])
+
+
+@pytest.mark.parametrize("service", ["http_poller", "ml_inference"])
+def test_kill_9_of_a_services_worker_alone_and_the_aggregator_sees_it_back(full_stack: ConnectorStack,
+                                                                          service: str):
+    """The aggregator follows each handler's stream: after the worker's death it reconnects to
+    the new worker and reports the service ok again, its devices online."""
+    def service_ok() -> bool:
+        health = requests.get(f"{full_stack.aggregator_url}/health", timeout=10).json()
+        return health["services"][service]["status"] == "ok"
+
+    wait_for(service_ok, 60, interval=0.2, message=f"{service} ok on the aggregator")
+    master = service_master(full_stack, f"services.{service}")
+    workers = _children(master.pid)
+    assert len(workers) == 1, workers
+
+    os.kill(workers[0], signal.SIGKILL)
+    killed = time.monotonic()
+    wait_for(lambda: not _running(workers[0]), 10, message="the worker gone")
+    wait_for(lambda: requests.get(f"{full_stack.urls[service]}/health", timeout=5).status_code == 200,
+             RECOVERY_S, interval=0.1, message=f"{service}'s new worker healthy")
+    wait_for(service_ok, RECOVERY_S, interval=0.1, message=f"{service} ok on the aggregator again")
+    recovered = time.monotonic() - killed
+    assert master.poll() is None and len(_children(master.pid)) == 1
+    assert "Traceback" not in full_stack.log_path.read_text(errors="replace")
+    print(f"\nkill -9 of {service}'s worker: healthy on the aggregator again {recovered:.2f} s later")
