@@ -5,7 +5,7 @@ host network), so it says how it is in ``<run_dir>/bridge-health.json``: whether
 is up (and if not, why: the last failure, e.g. a TLS handshake), whether the aggregator answered,
 and where the outbox keeps messages (its file, or memory while the disk refuses), rewritten on
 every change and every few seconds. A file older than ``STALE_AFTER_S`` means the bridge is hung
-or gone; scripts/healthcheck.py reads it with ``bridge_problems`` and ``bridge_notes``.
+or gone. Reading it is shared/bridge_report.py's job (the health check, the aggregator's /health).
 
 Problems of the bridge's own parts are also said on the instance's error topic
 (:class:`ProblemReportFeature`): a controller reads MQTT, not the container's health.
@@ -17,56 +17,16 @@ import logging
 import os
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from bridge.context import BridgeContext, Feature
+from shared.bridge_report import FILE_NAME, STALE_AFTER_S, bridge_notes, bridge_problems, health_file
 
 log = logging.getLogger(__name__)
 
-FILE_NAME = "bridge-health.json"
+__all__ = ["FILE_NAME", "STALE_AFTER_S", "bridge_notes", "bridge_problems", "health_file", "HealthFileFeature"]
+
 REFRESH_S = 3.0
-STALE_AFTER_S = 30.0
-
-
-def health_file(run_dir: Path) -> Path:
-    return run_dir / FILE_NAME
-
-
-def bridge_problems(run_dir: Path, now: float | None = None) -> list[str]:
-    """Why the bridge is not healthy, from its file; an empty list when it is."""
-    path = health_file(run_dir)
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return [f"mqtt_bridge: no health report yet ({path})"]
-    except (OSError, ValueError) as exc:
-        return [f"mqtt_bridge: unreadable health report {path}: {exc}"]
-    age = (time.time() if now is None else now) - float(report.get("written", 0))
-    problems = []
-    if age > STALE_AFTER_S:
-        problems.append(f"mqtt_bridge: health report is {age:.0f} s old (the bridge is hung or stopped)")
-    if not report.get("mqtt_connected"):
-        line = f"mqtt_bridge: not connected to the broker {report.get('broker', '')}".rstrip()
-        reason = (report.get("broker_link") or {}).get("reason")
-        problems.append(f"{line}: {reason}" if reason else line)
-    if not report.get("aggregator_ready"):
-        problems.append("mqtt_bridge: the state aggregator has not answered")
-    outbox = report.get("outbox") or {}
-    if outbox.get("problem"):  # still delivering, but a restart now would lose what memory holds
-        problems.append(f"mqtt_bridge: outbox: {outbox['problem']}; {outbox.get('pending', 0)} message(s) "
-                        "held in memory only")
-    return problems
-
-
-def bridge_notes(run_dir: Path) -> list[str]:
-    """What the bridge got over by itself but an operator should know (not a reason to be unhealthy)."""
-    try:
-        report = json.loads(health_file(run_dir).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []  # bridge_problems says so
-    return [f"mqtt_bridge: an unreadable outbox file was set aside as {path} (kept for inspection)"
-            for path in (report.get("outbox") or {}).get("set_aside", [])]
 
 
 class HealthFileFeature(Feature):

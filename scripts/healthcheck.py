@@ -11,7 +11,7 @@ import urllib.request
 import xmlrpc.client
 from pathlib import Path
 
-from bridge.health import bridge_notes, bridge_problems
+from shared.bridge_report import bridge_notes, bridge_problems
 from shared.config import Settings, load_settings_or_exit
 
 TIMEOUT_S = 1.5

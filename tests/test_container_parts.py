@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from bridge.health import STALE_AFTER_S, bridge_notes, bridge_problems, health_file
 from scripts.stop_on_fatal import fatal_program
+from shared.bridge_report import STALE_AFTER_S, bridge_notes, bridge_problems, broker_link, health_file
 from tests.conftest import ROOT
 
 
@@ -80,3 +80,14 @@ def test_the_health_report_says_why_the_link_is_down_and_where_the_outbox_keeps_
     _write(tmp_path, mqtt_connected=True, aggregator_ready=True,
            outbox={"on_disk": True, "problem": None, "pending": 0, "set_aside": []})
     assert bridge_problems(tmp_path) == [] and bridge_notes(tmp_path) == []
+
+
+def test_the_broker_link_as_the_aggregator_shows_it(tmp_path: Path):
+    assert broker_link(tmp_path)["connected"] is None  # no bridge running
+    _write(tmp_path, mqtt_connected=False, broker="127.0.0.1:8883",
+           broker_link={"reason": "TLS handshake failed: certificate verify failed"})
+    link = broker_link(tmp_path)
+    assert link["connected"] is False and link["reason"].startswith("TLS handshake failed")
+    _write(tmp_path, mqtt_connected=True, broker="127.0.0.1:8883")
+    assert broker_link(tmp_path)["connected"] is True and "reason" not in broker_link(tmp_path)
+    assert broker_link(tmp_path, now=time.time() + STALE_AFTER_S + 1)["connected"] is None

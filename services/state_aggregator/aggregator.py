@@ -15,6 +15,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from shared.bridge_report import broker_link
 from shared.config import SOURCE_OWNERS, DeviceSpec, Settings
 from shared.sse import Event, EventPublisher, now_iso
 from shared.stream_positions import StreamPositions
@@ -367,7 +368,10 @@ class StateAggregator:
                 "service": SERVICE, "instance_id": self.settings.instance_id,
                 **self.registry.counts(), "services": services,
                 **({"automations": self.automations.statuses()} if self.automations.by_id else {}),
-                "events": self.publisher.stats()}
+                "events": self.publisher.stats(),
+                # The bridge's broker link, as the bridge reports it (it has no port of its own);
+                # said here, never counted in the aggregator's own status.
+                "mqtt": broker_link(self.settings.run_dir)}
         if code == 503:
             body["reasons"] = [f"{n}: {services[n]['status']}" for n in owning]
         elif failing := [f"{n}: {s['status']}" for n, s in services.items() if s["status"] != "ok"]:

@@ -5,6 +5,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
+from shared.bridge_report import broker_link
 from shared.commands import CommandError, decode_payload
 from shared.config import DEVICE_TYPES, Settings
 from shared.web import (
@@ -33,6 +34,10 @@ def _flag(name: str) -> bool | None:
     raise ApiError("INVALID_VALUE", f"?{name}= takes true or false, not {raw!r}", 400)
 
 
+def _connected_gauge(connected: bool | None) -> float:
+    return float("nan") if connected is None else float(connected)
+
+
 def _body() -> Any:
     """A command body, whatever its Content-Type; an empty one is ``{}`` (a sensor's "read now")."""
     return decode_payload(request.get_data(), allow_empty=True)
@@ -54,6 +59,8 @@ def create_app(settings: Settings, aggregator: StateAggregator | None = None) ->
                            lambda: aggregator.publisher.stats()["clients"])
     metrics.gauge_function("cache_hits", "Cache hits", lambda: aggregator.cache.stats()["hits"])
     metrics.gauge_function("cache_refreshes", "Cache refreshes", lambda: aggregator.cache.stats()["refreshes"])
+    metrics.gauge_function("mqtt_broker_connected", "The bridge's broker link: 1 up, 0 down, NaN no current report",
+                           lambda: _connected_gauge(broker_link(settings.run_dir)["connected"]))
 
     @app.errorhandler(UnknownDevice)
     def _unknown_device(exc: UnknownDevice) -> Response:

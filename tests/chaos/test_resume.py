@@ -139,6 +139,10 @@ def marks_flowing(stack: ConnectorStack, watch: MarkWatcher) -> None:
     """The instance online, the bridge following, and the handler's marks reaching MQTT."""
     watch.wait(STATUS, lambda p: p == b"online", timeout=60)
     wait_for(lambda: bridge_following(stack), 30, interval=0.1, message="the bridge following the aggregator")
+    # The broker link as an operator with curl sees it, from the bridge's report.
+    wait_for(lambda: requests.get(stack.aggregator_url + "/health", timeout=5).json()["mqtt"]["connected"], 30,
+             interval=0.1, message="the broker link up on the aggregator's /health")
+    assert "sensor_hub_mqtt_broker_connected 1.0" in requests.get(stack.aggregator_url + "/metrics", timeout=5).text
     start_marks(stack)
     wait_for(lambda: len(watch.seen()) >= 20, 30, interval=0.05, message="marks flowing to MQTT")
 
@@ -272,6 +276,10 @@ def test_a_fresh_broker_gets_the_retained_picture_again_and_no_event_is_lost(sta
     stack.broker.stop()
     watch.stop()
     before_outage = watch.seen()
+    link = wait_for(lambda: (lambda m: m if m["connected"] is False else None)(
+        requests.get(stack.aggregator_url + "/health", timeout=5).json()["mqtt"]), 30, interval=0.1,
+        message="the broker link down on the aggregator's /health")
+    assert link.get("reason"), link  # and why (from the bridge's report)
     stay_away(tap)
     for stored in stack.broker.workdir.glob("*.db"):
         stored.unlink()  # nothing retained, no session survives: a fresh broker on the same port
