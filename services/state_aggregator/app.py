@@ -1,6 +1,7 @@
 """Routes of the state aggregator (:5003): HTTP in, StateAggregator calls, JSON out."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Flask, Response, request
@@ -18,6 +19,8 @@ from shared.web import (
 )
 
 from .aggregator import SERVICE, StateAggregator
+from .history import parse_since
+from .page import install_page
 from .registry import UnknownDevice, UnknownGroup
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -38,6 +41,26 @@ def _connected_gauge(connected: bool | None) -> float:
     return float("nan") if connected is None else float(connected)
 
 
+def _since() -> float | None:
+    raw = request.args.get("since")
+    if raw is None or raw == "":
+        return None
+    try:
+        return parse_since(raw, time.time())
+    except ValueError as exc:
+        raise ApiError("INVALID_VALUE", str(exc), 400, field="since") from None
+
+
+def _points() -> int | None:
+    raw = request.args.get("points")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+        raise ApiError("INVALID_VALUE", f"?points= takes a whole number 1..10000, not {raw[:20]!r}", 400,
+                       field="points")
+    return int(raw)
+
+
 def _body() -> Any:
     """A command body, whatever its Content-Type; an empty one is ``{}`` (a sensor's "read now")."""
     return decode_payload(request.get_data(), allow_empty=True)
@@ -52,6 +75,7 @@ def create_app(settings: Settings, aggregator: StateAggregator | None = None) ->
     install_error_handlers(app, aggregator.error_log)
     install_instance_header(app, settings.instance_id)
     install_api_token(app, settings.api_token)
+    install_page(app)
     metrics = Metrics(SERVICE)
     metrics.install(app)
     metrics.gauge_function("devices_online", "Devices online", lambda: aggregator.registry.counts()["online"])
@@ -104,6 +128,18 @@ def create_app(settings: Settings, aggregator: StateAggregator | None = None) ->
     def device_command(device_id: str) -> Response:
         status, body = aggregator.command(device_id, _body())
         return json_response(body, status)
+
+    @app.get("/device/<device_id>/history")
+    def device_history(device_id: str) -> Response:
+        return json_response(aggregator.history_of(device_id, _since(), _points()))
+
+    @app.get("/history")
+    def history() -> Response:
+        return json_response(aggregator.histories(_since(), _points()))
+
+    @app.get("/overview")
+    def overview() -> Response:
+        return json_response(aggregator.overview())
 
     @app.get("/groups")
     def groups() -> Response:
