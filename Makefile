@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 INSTANCE_NAME ?= sensor_hub_01
 export INSTANCE_NAME
 
-.PHONY: run test lint bench bench-full soak fuzz check-config mosquitto micropython docs clean help image container-test docker
+.PHONY: run test lint bench bench-full soak fuzz check-config mosquitto micropython browser docs clean help image container-test docker
 
 help:
 	@echo "make run          the whole connector locally (emulated ESP32, private broker unless MQTT_HOST is set)"
@@ -36,20 +36,25 @@ mosquitto:
 micropython:
 	@scripts/ensure-micropython
 
+# Debian's chromium and playwright-core (npm, under .browser/): the status page's browser tests
+# and its bench figure.
+browser:
+	@scripts/ensure-chromium
+
 run: $(VENV)/.runtime-installed
 	@if [ -z "$$MQTT_HOST" ]; then scripts/ensure-mosquitto; fi
 	$(PY) -m scripts.run_local
 
-test: $(VENV)/.dev-installed mosquitto micropython
+test: $(VENV)/.dev-installed mosquitto micropython browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
 
-bench: $(VENV)/.dev-installed mosquitto
+bench: $(VENV)/.dev-installed mosquitto browser
 	$(PY) -m bench --quick --profile
 
-bench-full: $(VENV)/.dev-installed mosquitto
+bench-full: $(VENV)/.dev-installed mosquitto browser
 	$(PY) -m bench --full --profile
 
 soak: $(VENV)/.dev-installed mosquitto
