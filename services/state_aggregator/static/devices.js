@@ -190,7 +190,9 @@ export class DeviceList {
     const main = el("span", "main");
     const unit = el("small", "unit");
     const reason = el("span", "reason");
-    value.append(main, " ", unit, reason);
+    const swatch = el("span", "swatch");
+    swatch.hidden = true;
+    value.append(main, " ", swatch, " ", unit, reason);
     const spark = createSpark();
     if (!device.property) spark.style.visibility = "hidden";
     const ageCell = el("span", "age");
@@ -200,7 +202,7 @@ export class DeviceList {
     root.append(el("span", "dot"), name, value, spark, ageCell, control);
     device.haystack = `${device.id} ${view.name ?? ""} ${view.type} ${view.area ?? ""} ${view.model ?? ""} `
       + `${(view.groups ?? []).join(" ")} ${view.board ?? view.endpoint ?? view.automation ?? ""}`.toLowerCase();
-    device.row = { root, main, unit, reason, spark, age: ageCell };
+    device.row = { root, main, unit, swatch, reason, spark, age: ageCell };
     device.sparkDirty = true;
   }
 
@@ -209,7 +211,8 @@ export class DeviceList {
     const [main, unit, color] = describeState(device.view.type, device.state, device.unit);
     if (row.main.textContent !== main) row.main.textContent = main;
     if (row.unit.textContent !== unit) row.unit.textContent = unit;
-    if (color) row.main.style.color = color; else row.main.style.removeProperty("color");
+    row.swatch.hidden = !color;
+    if (color && row.swatch.style.backgroundColor !== color) row.swatch.style.backgroundColor = color;
     row.root.classList.toggle("offline", !device.online);
     const reason = device.online ? "" : (device.reason || "offline");
     if (row.reason.textContent !== reason) row.reason.textContent = reason;

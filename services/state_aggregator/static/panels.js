@@ -53,7 +53,8 @@ export function renderAutomations(section, list, overview, switches) {
     const last = a.last;
     if (last) {
       const rec = last.recommendation ?? {};
-      fact(facts, "Decision", `${last.action}${typeof last.position === "number" ? ` → ${last.position} %` : ""} (mode ${last.mode ?? "?"})`);
+      const moves = (last.action === "move" || last.action === "suggest") && typeof last.position === "number";
+      fact(facts, "Decision", `${last.action}${moves ? ` → ${last.position} %` : ""} (mode ${last.mode ?? "?"})`);
       fact(facts, "Why", last.reason ?? "");
       fact(facts, "Model says", `${typeof rec.position === "number" ? `${number(rec.position)} %` : "—"}, confidence ${typeof rec.confidence === "number" ? number(rec.confidence, 2) : "—"}`);
       fact(facts, "Model", rec.model ?? "— (none reported)");
