@@ -34,9 +34,9 @@ FIRST_VALUES = """(() => {
     const mark = performance.getEntriesByName('sensor-hub:first-values')[0];
     if (!mark) return null;
     const rows = [...document.querySelectorAll('.row')];
-    const pulls = performance.getEntriesByType('resource').filter(r => r.initiatorType === 'fetch'
-        && ['/devices', '/history', '/overview', '/errors'].includes(new URL(r.name).pathname)
-        && r.responseEnd <= mark.startTime);
+    // By path: the page's preloads (initiator "link") or its own fetches, whichever answered.
+    const pulls = performance.getEntriesByType('resource').filter(r => r.responseEnd <= mark.startTime
+        && ['/devices', '/history', '/overview', '/errors'].includes(new URL(r.name).pathname));
     const slowest = pulls.reduce((a, r) => (r.responseEnd > a.responseEnd ? r : a), {responseEnd: 0, name: ''});
     return {first_values_ms: mark.startTime, rows: rows.length, pulled_ms: slowest.responseEnd,
             with_values: rows.filter(r => r.querySelector('.main').textContent !== '—').length};

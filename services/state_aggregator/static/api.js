@@ -9,7 +9,10 @@
 const COMMAND_TIMEOUT_MS = 20000;
 
 export async function getJSON(path) {
-  const response = await fetch(path, { headers: { Accept: "application/json" }, cache: "no-store" });
+  // Plain GETs (no extra header, default cache mode), so the page's first pulls are answered by
+  // the <link rel="preload"> requests index.html started; JSON answers carry no cache headers,
+  // so nothing is kept beyond that.
+  const response = await fetch(path);
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
   return response.json();
 }
