@@ -11,6 +11,7 @@ import { DeviceList } from "./devices.js";
 import { ErrorList, renderAutomations, renderConnector, SourceHeaders } from "./panels.js";
 
 const OVERVIEW_EVERY_MS = 3000;
+const STREAM_RETRY_MS = 5000;
 const SPARK_REDRAW_EVERY_S = 30;
 const $ = (id) => document.getElementById(id);
 
@@ -52,21 +53,35 @@ async function main() {
   let ready = false;
   let devices, headers, errors, overview;
 
-  const stream = new EventSource("/events");
   const handle = (kind, data) => {
     if (!ready) { queue.push([kind, data]); return; }
     apply(kind, data);
   };
-  for (const kind of ["state", "availability", "event"]) {
-    stream.addEventListener(kind, (e) => handle(kind, JSON.parse(e.data)));
-  }
-  // "error" is both a named SSE event (an error record) and EventSource's own connection error.
-  stream.addEventListener("error", (e) => {
-    if (e instanceof MessageEvent && e.data) handle("error", JSON.parse(e.data));
-    else setPill($("stream"), "reconnecting…", "warn");
-  });
-  stream.addEventListener("open", () => setPill($("stream"), "live", "ok"));
-  stream.addEventListener("reset", () => { if (ready) resync(); });
+  // EventSource reconnects by itself (with Last-Event-ID: the aggregator replays what was missed)
+  // after a broken connection, but gives up for good on an error answer, such as 503
+  // TOO_MANY_STREAMS: then a new one is opened a few seconds later, and the page pulls again.
+  const connect = (again) => {
+    const stream = new EventSource("/events");
+    for (const kind of ["state", "availability", "event"]) {
+      stream.addEventListener(kind, (e) => handle(kind, JSON.parse(e.data)));
+    }
+    // "error" is both a named SSE event (an error record) and EventSource's own connection error.
+    stream.addEventListener("error", (e) => {
+      if (e instanceof MessageEvent && e.data) { handle("error", JSON.parse(e.data)); return; }
+      if (stream.readyState === EventSource.CLOSED) {
+        setPill($("stream"), "no event stream; retrying", "bad");
+        setTimeout(() => connect(true), STREAM_RETRY_MS);
+      } else {
+        setPill($("stream"), "reconnecting…", "warn");
+      }
+    });
+    stream.addEventListener("open", () => {
+      setPill($("stream"), "live", "ok");
+      if (again && ready) resync();
+    });
+    stream.addEventListener("reset", () => { if (ready) resync(); });
+  };
+  connect(false);
 
   const apply = (kind, data) => {
     if (kind === "state") devices.applyState(data.device_id, data.state);
