@@ -67,7 +67,7 @@ class WindowAutomation:
         switches = frozenset(d.device_id for d in registry.specs() if d.automation == spec.automation_id)
         self._core = AutomationCore(spec, self._clock, INPUT_PROPERTY, REQUIRED_INPUTS, switches,
                                     debounce=debounce, retry=retry)
-        self._devices = (*spec.sensors.values(), spec.window)
+        self._devices = frozenset((*spec.sensors.values(), spec.window))  # what the snapshot holds
         self._cond = threading.Condition()  # guards the core: every call to it holds this
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -94,7 +94,8 @@ class WindowAutomation:
     # -- what the aggregator tells us (must be quick: called on its event threads)
 
     def on_event(self, kind: str, data: Mapping[str, Any]) -> None:
-        self._tell(self._core.on_event, kind, data)
+        if data.get("device_id") in self._devices:  # most events are about other devices: no lock for them
+            self._tell(self._core.on_event, kind, data)
 
     def on_command(self, spec: DeviceSpec, request: Command, cmd_id: str, status: int) -> None:
         """A command went to a device (the routing's observer): the core tells a person's from ours."""
