@@ -105,7 +105,7 @@ def test_the_platforms_shared_folder_hides_nothing_of_ours(pair):
     listed = first.exec("ls", "/app/shared").split()
     assert sorted(listed) == sorted(PLATFORM_SHARED)
     where = first.exec("python", "-c", "import shared.config as c; print(c.__file__)").strip()
-    assert where == "/opt/sensor-hub/app/shared/config.py"
+    assert where == "/opt/sensor-hub/app/shared/config/__init__.py"
 
 
 def test_programs_run_as_a_non_root_user_in_dialout(pair):
