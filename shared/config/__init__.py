@@ -10,7 +10,8 @@ The package, one job per module (docs/architecture.md, "Settings"):
 - ``instance_schema``: shared/instance.schema.json, read once;
 - ``device_types``: what the package knows about device types;
 - ``env``: the environment contract (``.env``, ``/run/secrets``, variables);
-- ``validate``: the schema's errors worded per field, and the cross-field rules;
+- ``validate``: the schema's errors worded per field, then the rules, in one call;
+- ``rules``: the cross-field rules, one small function each (``RULES``);
 - ``build``: Settings from a validated document plus the environment;
 - ``load``: the file read, validated and built (``load_settings``, ``settings_from_dict``);
 - ``cli``: ``python -m shared.config check [FILE]`` and ``python -m shared.config reference``.
@@ -49,7 +50,8 @@ from shared.config.model import (
     Settings,
     TlsSettings,
 )
-from shared.config.validate import cross_field_problems, json_path, schema_problems, validate_document
+from shared.config.rules import cross_field_problems
+from shared.config.validate import json_path, schema_problems, validate_document
 
 __all__ = [
     "CONNECTOR_TYPE", "DEFAULT_PORTS", "DEVICE_TYPES", "LOG_LEVELS", "SCHEMA_PATH", "SOURCE_OWNERS", "VERSION",
