@@ -1,29 +1,34 @@
 """The settings types: one immutable Settings object and the specs it is made of.
 
 Plain frozen dataclasses, built by build.py from a validated instance document and the
-environment; programs read them and never change them.
+environment; programs read them and never change them. A field that the instance file can set
+takes its default from the schema (``field_defaults``), never from a number written here, so
+that a spec built by hand (tests, tools) matches one built from a file.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 
 from shared.api_token import ApiToken
+from shared.config.instance_schema import field_defaults, with_defaults
 
 CONNECTOR_TYPE = "sensor-hub"
 VERSION = "0.1.0"
 
-# Service name -> default port. The order is the start order and the dependency order.
-DEFAULT_PORTS = {
-    "serial_handler": 5001,
-    "http_poller": 5002,
-    "state_aggregator": 5003,
-    "ml_inference": 5004,
-}
+# Service name -> default port, from the schema (config.services). The schema lists the services
+# in their start order, which is also their dependency order.
+DEFAULT_PORTS: dict[str, int] = {
+    name: entry["port"] for name, entry in with_defaults({})["config"]["services"].items()}
 # Which service owns a device, by the key its source names.
 SOURCE_OWNERS = {"board": "serial_handler", "endpoint": "http_poller", "automation": "ml_inference"}
+
+_DEVICE = field_defaults("devices")
+_BOARD = field_defaults("config", "serial_ports")
+_ENDPOINT = field_defaults("config", "http_endpoints")
+_AUTOMATION = field_defaults("config", "window_automations")
+_ML = field_defaults("config", "ml")
 
 
 @dataclass(frozen=True)
@@ -46,11 +51,11 @@ class BoardSpec:
     board_id: str
     port: str
     name: str
-    baudrate: int = 115200
-    enabled: bool = True
-    silence_timeout: float = 30.0
-    command_timeout: float = 3.0
-    reconnect_max: float = 30.0
+    baudrate: int = _BOARD["baudrate"]
+    enabled: bool = _BOARD["enabled"]
+    silence_timeout: float = float(_BOARD["silence_timeout"])
+    command_timeout: float = float(_BOARD["command_timeout"])
+    reconnect_max: float = float(_BOARD["reconnect_max"])
     area: str | None = None
 
 
@@ -59,10 +64,10 @@ class EndpointSpec:
     endpoint_id: str
     url: str
     name: str
-    profile: str = "json"
-    poll_interval: float = 30.0
-    timeout: float = 5.0
-    enabled: bool = True
+    profile: str = _ENDPOINT["profile"]
+    poll_interval: float = float(_ENDPOINT["poll_interval"])
+    timeout: float = float(_ENDPOINT["timeout"])
+    enabled: bool = _ENDPOINT["enabled"]
     area: str | None = None
 
 
@@ -72,7 +77,7 @@ class DeviceSpec:
     type: str
     name: str
     service: str
-    enabled: bool = True
+    enabled: bool = _DEVICE["enabled"]
     model: str | None = None
     area: str | None = None
     board: str | None = None
@@ -100,19 +105,19 @@ class AutomationSpec:
     name: str
     window: str
     sensors: Mapping[str, str]
-    mode: str = "auto"
-    min_change: float = 10.0
-    interval: float = 60.0
-    min_position: int = 0
-    max_position: int = 100
-    manual_hold: float = 7200.0
+    mode: str = _AUTOMATION["mode"]
+    min_change: float = float(_AUTOMATION["min_change"])
+    interval: float = float(_AUTOMATION["interval"])
+    min_position: int = _AUTOMATION["min_position"]
+    max_position: int = _AUTOMATION["max_position"]
+    manual_hold: float = float(_AUTOMATION["manual_hold"])
 
 
 @dataclass(frozen=True)
 class MlSettings:
     model_path: Path
-    threads: int = 1
-    confidence_threshold: float = 0.6
+    threads: int = _ML["threads"]
+    confidence_threshold: float = float(_ML["confidence_threshold"])
     bundled_model: Path | None = None
     """The default weights shipped in the image (``SENSOR_HUB_BUNDLED_MODEL``): copied to a
     missing ``model_path`` instead of training them at start (seconds here, minutes on a Pi)."""
@@ -128,6 +133,8 @@ class TlsSettings:
 
 @dataclass(frozen=True)
 class MqttSettings:
+    """The broker link. Its defaults are the environment's (env.py reads them from here)."""
+
     host: str = "localhost"
     port: int = 1883
     username: str | None = None
@@ -163,18 +170,19 @@ class Settings:
     services: Mapping[str, ServiceAddress]
     ml: MlSettings
     mqtt: MqttSettings
-    log_level: str = "INFO"
-    log_format: str = "human"
-    mode: str = "production"
-    tz: str | None = None
-    app_root: Path = Path(".")
-    data_dir: Path = Path("data")
-    run_dir: Path = Path("data/run")
+    # What the environment decides (env.py holds its defaults).
+    log_level: str
+    log_format: str
+    mode: str
+    tz: str | None
+    app_root: Path
+    data_dir: Path
+    run_dir: Path
     """Files of this run only (supervisord's socket, the bridge's health file): a tmpfs in the
     container, where the root file system may be read-only."""
-    instances_dir: Path = Path("instances")
-    config_file: Path | None = None
-    credentials: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    instances_dir: Path
+    config_file: Path | None
+    credentials: Mapping[str, str] = field(repr=False)
     version: str = VERSION
     api_token: ApiToken | None = field(default=None, repr=False)
     """What state-changing REST calls must carry (shared/api_token.py). ``load_settings`` always

@@ -3,7 +3,8 @@
 References between sections, uniqueness, names. One small function per rule, each testable
 alone, collected in ``RULES`` in the order their problems are reported. A rule never raises
 on a document the schema rejects: it reads the sections through ``InstanceDocument``, which
-turns a wrong type into an empty section (the schema's own problems already name it).
+turns a wrong type into an empty section (the schema's own problems already name it). Rules
+read the document with the schema's defaults filled in, so none of them repeats a default.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.config.device_types import DEVICE_TYPES, WINDOW_TYPE, type_for_role
+from shared.config.instance_schema import with_defaults
 from shared.config.model import DEFAULT_PORTS, SOURCE_OWNERS
 
 UNKNOWN_TYPE = "?"
@@ -21,13 +23,19 @@ UNKNOWN_TYPE = "?"
 
 @dataclass(frozen=True)
 class InstanceDocument:
-    """An instance document as the rules read it, with the names it must match."""
+    """An instance document as the rules read it (``read``: defaults filled in), with the names
+    it must match."""
 
     doc: dict[str, Any]
     instance_name: str | None = None
     """INSTANCE_NAME, when known: the instance id must equal it."""
     file_stem: str | None = None
     """The file's name without ``.json``, when read from a file: the instance id must equal it."""
+
+    @classmethod
+    def read(cls, doc: dict[str, Any], instance_name: str | None = None,
+             file_stem: str | None = None) -> InstanceDocument:
+        return cls(with_defaults(doc), instance_name, file_stem)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -234,7 +242,7 @@ def sensors_fit_their_roles(document: InstanceDocument, index: int, automation: 
 
 
 def positions_in_order(document: InstanceDocument, index: int, automation: dict[str, Any]) -> list[str]:
-    low, high = automation.get("min_position", 0), automation.get("max_position", 100)
+    low, high = automation.get("min_position"), automation.get("max_position")
     if isinstance(low, int) and isinstance(high, int) and low > high:
         return [f"config.window_automations[{index}].min_position: {low} is above max_position {high}"]
     return []
@@ -247,10 +255,9 @@ def service_ports_differ(document: InstanceDocument) -> list[str]:
     """Two services never listen on the same address and port."""
     problems = []
     used: dict[tuple[str, int], str] = {}
-    for name, default_port in DEFAULT_PORTS.items():
+    for name in DEFAULT_PORTS:  # in start order, so the later service is the one named
         entry = _mapping(document.services.get(name))
-        port = entry.get("port", default_port)
-        host = entry.get("host", "127.0.0.1")
+        port, host = entry.get("port"), entry.get("host")
         if isinstance(port, int) and isinstance(host, str):
             if (host, port) in used:
                 problems.append(f"config.services.{name}.port: {port} is already used by {used[(host, port)]}")
@@ -276,5 +283,5 @@ RULES: tuple[Rule, ...] = (
 def cross_field_problems(doc: dict[str, Any], instance_name: str | None = None,
                          file_stem: str | None = None) -> list[str]:
     """Every rule's problems, in the order of RULES."""
-    document = InstanceDocument(doc, instance_name, file_stem)
+    document = InstanceDocument.read(doc, instance_name, file_stem)
     return [problem for rule in RULES for problem in rule(document)]

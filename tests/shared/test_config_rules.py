@@ -10,7 +10,7 @@ from shared.config.rules import InstanceDocument
 
 
 def _doc(devices: list[Any] | None = None, groups: list[Any] | None = None, **config: Any) -> InstanceDocument:
-    return InstanceDocument({"instance_id": "hub", "devices": devices or [], "groups": groups or [],
+    return InstanceDocument.read({"instance_id": "hub", "devices": devices or [], "groups": groups or [],
                              "config": config})
 
 
@@ -22,18 +22,18 @@ BOARD = {"board_id": "b1", "port": "/dev/ttyUSB0"}
 
 
 def test_instance_id_must_match_instance_name():
-    document = InstanceDocument({"instance_id": "hub"}, instance_name="other")
+    document = InstanceDocument.read({"instance_id": "hub"}, instance_name="other")
     assert rules.instance_id_matches_instance_name(document) == [
         "instance_id: 'hub' does not match INSTANCE_NAME 'other'"]
-    assert rules.instance_id_matches_instance_name(InstanceDocument({"instance_id": "hub"}, "hub")) == []
-    assert rules.instance_id_matches_instance_name(InstanceDocument({"instance_id": "hub"})) == []
+    assert rules.instance_id_matches_instance_name(InstanceDocument.read({"instance_id": "hub"}, "hub")) == []
+    assert rules.instance_id_matches_instance_name(InstanceDocument.read({"instance_id": "hub"})) == []
 
 
 def test_instance_id_must_match_file_name():
-    document = InstanceDocument({"instance_id": "hub"}, file_stem="hub2")
+    document = InstanceDocument.read({"instance_id": "hub"}, file_stem="hub2")
     assert rules.instance_id_matches_file_name(document) == [
         "instance_id: 'hub' does not match the file name 'hub2.json'"]
-    assert rules.instance_id_matches_file_name(InstanceDocument({"instance_id": "hub"}, file_stem="hub")) == []
+    assert rules.instance_id_matches_file_name(InstanceDocument.read({"instance_id": "hub"}, file_stem="hub")) == []
 
 
 def test_ids_are_unique_within_each_section():
@@ -119,7 +119,9 @@ def test_an_automations_positions_are_in_order():
     assert rules.positions_in_order(document, 0, {"min_position": 60, "max_position": 40}) == [
         "config.window_automations[0].min_position: 60 is above max_position 40"]
     assert rules.positions_in_order(document, 0, {"min_position": 40, "max_position": 40}) == []
-    assert rules.positions_in_order(document, 0, {"min_position": 101}) == [
+    # Read with the schema's defaults: an absent max_position is 100.
+    document = _doc(window_automations=[{"min_position": 101}])
+    assert rules.positions_in_order(document, 0, document.automations[0]) == [
         "config.window_automations[0].min_position: 101 is above max_position 100"]
 
 
@@ -132,9 +134,10 @@ def test_two_services_never_share_an_address():
 
 
 def test_rules_survive_sections_of_the_wrong_type():
-    document = InstanceDocument({"instance_id": 7, "devices": "x", "groups": {"a": 1},
-                                 "config": {"serial_ports": 3, "services": "z", "window_automations": [1, None]}})
-    assert rules.cross_field_problems(document.doc) == []
+    doc = {"instance_id": 7, "devices": "x", "groups": {"a": 1},
+           "config": {"serial_ports": 3, "services": {"http_poller": "z"}, "window_automations": [1, None]}}
+    assert rules.cross_field_problems(doc) == []
+    assert rules.cross_field_problems({"config": []}) == []
 
 
 def test_every_rule_is_in_rules():
