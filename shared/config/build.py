@@ -41,8 +41,7 @@ def build_settings(doc: dict[str, Any], env: Mapping[str, str], *, config_file: 
     ml = MlSettings(model_path=model_path if model_path.is_absolute() else data_dir / model_path,
                     threads=cfg["ml"]["threads"], confidence_threshold=float(cfg["ml"]["confidence_threshold"]),
                     bundled_model=bundled_model(env))
-    services = {name: ServiceAddress(name=name, host=cfg["services"][name]["host"], port=cfg["services"][name]["port"])
-                for name in DEFAULT_PORTS}
+    services = {name: ServiceAddress(name=name, **cfg["services"][name]) for name in DEFAULT_PORTS}
     return Settings(**{
         **environment,
         "instance_id": doc["instance_id"], "connector_type": CONNECTOR_TYPE,

@@ -98,3 +98,16 @@ def test_defaults_are_filled_without_touching_the_callers_document_or_wrong_type
     assert doc == {"config": {"serial_ports": [{"board_id": "b"}, "not a board"], "services": "nope"}, "groups": 3}
     user_port = with_defaults({"config": {"services": {"http_poller": {"host": "0.0.0.0"}}}})
     assert user_port["config"]["services"]["http_poller"] == {"host": "0.0.0.0", "port": 5002}
+
+
+def test_the_platforms_files_offer_the_schemas_defaults():
+    """setup.json and manifest.json are read by IoT2MQTT, not by our code, so they repeat some
+    defaults; this keeps them equal to the schema's."""
+    root = Path(__file__).resolve().parents[2]
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert {s["name"]: s["port"] for s in manifest["services"] if "port" in s} == DEFAULT_PORTS
+    setup = json.loads((root / "setup.json").read_text())
+    offered = {f["name"]: f["default"] for flow in setup["flows"] for step in flow.get("steps", [])
+               for f in step.get("schema", {}).get("fields", []) if "default" in f}
+    assert {name: offered[f"{name}_port"] for name in DEFAULT_PORTS} == DEFAULT_PORTS
+    assert offered["baudrate"] == field_defaults("config", "serial_ports")["baudrate"]
