@@ -12,8 +12,9 @@ from typing import Any, Protocol
 from flask import Flask, Response, request
 
 from shared.commands import Command, CommandError, decode_payload, parse_command
+from shared.error_log import ErrorLog
 from shared.sse import EventPublisher
-from shared.web import ErrorLog, json_response
+from shared.web import json_response
 
 
 class HandlerDevices(Protocol):
@@ -66,7 +67,7 @@ def install_handler_api(app: Flask, devices: HandlerDevices) -> None:
 
     @app.get("/errors")
     def errors() -> Response:
-        return devices.errors.response()
+        return json_response(devices.errors.to_dict())
 
     @app.get("/events")
     def events() -> Response:

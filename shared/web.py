@@ -1,11 +1,13 @@
 """What every service's Flask app shares: JSON errors (never HTML), JSON responses that are
-pretty for curl, the ``X-Instance-Id`` header, ``/health``, ``/errors`` and ``/metrics`` building
-blocks.
+pretty for curl, the ``X-Instance-Id`` header, ``/health`` and ``/metrics`` building blocks.
+The only Flask in shared/ besides handler_api.py and server.py: the domain cores below the apps
+keep their ``ErrorLog`` (shared/error_log.py) and ``Metrics`` (shared/metrics.py) without it.
 
     app = Flask(__name__)
     install_error_handlers(app, error_log)
     install_instance_header(app, settings.instance_id)
     install_api_token(app, settings.api_token)
+    install_metrics(app, metrics)
     raise ApiError("UNKNOWN_DEVICE", "No device 'x'.", 404, known=["t1"])   # in a route
 """
 from __future__ import annotations
@@ -13,21 +15,19 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from flask import Flask, Response, has_request_context, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from werkzeug.exceptions import HTTPException
 
 from shared import jsonio
 from shared.api_token import HEADER as AUTH_HEADER
 from shared.api_token import OPEN_METHODS, ApiToken
-from shared.clock import now_iso
+from shared.error_log import ErrorLog
 from shared.identity import INSTANCE_HEADER
+from shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from shared.metrics import Metrics
 from shared.sse import OWN_FOLLOWER_ENVIRON
 
 log = logging.getLogger(__name__)
@@ -164,89 +164,27 @@ def health_response(checks: dict[str, tuple[bool, str]], **extra: Any) -> Respon
     return json_response(body, 503 if reasons else 200)
 
 
-class ErrorLog:
-    """The recent errors of a service (``GET /errors``), newest last, bounded, thread-safe."""
+def install_metrics(app: Flask, metrics: Metrics) -> None:
+    """``GET /metrics`` of ``app`` from ``metrics``, plus request counts and latencies by route
+    (not by raw path, so unknown URLs cannot blow up the number of series)."""
+    requests_total = metrics.counter("http_requests_total", "HTTP requests", ("method", "route", "status"))
+    latency = metrics.histogram("http_request_duration_seconds", "HTTP request time until the "
+                                "response starts", ("route",))
 
-    def __init__(self, source: str, maxlen: int = 200) -> None:
-        self.source = source
-        self._records: deque[dict[str, Any]] = deque(maxlen=maxlen)
-        self._lock = threading.Lock()
-        self.total = 0
+    @app.before_request
+    def _start_timer() -> None:
+        request.environ["shared.web.start"] = time.perf_counter()
 
-    def add(self, error_code: str, message: str, severity: str = "error",
-            device_id: str | None = None, **extra: Any) -> dict[str, Any]:
-        record = {
-            "timestamp": now_iso(),
-            "source": self.source,
-            "error_code": error_code,
-            "message": message,
-            "severity": severity,
-            **({"device_id": device_id} if device_id is not None else {}),
-            **extra,
-        }
-        with self._lock:
-            self._records.append(record)
-            self.total += 1
-        return record
+    @app.after_request
+    def _count(response: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        requests_total.labels(request.method, route, str(response.status_code)).inc()
+        started = request.environ.get("shared.web.start")
+        if started is not None:
+            latency.labels(route).observe(time.perf_counter() - started)
+        return response
 
-    def list(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self._records)
+    def _metrics() -> Response:
+        return Response(metrics.exposition(), mimetype=METRICS_CONTENT_TYPE)
 
-    def response(self) -> Response:
-        return json_response({"errors": self.list(), "total": self.total})
-
-
-class Metrics:
-    """Prometheus metrics of one app, in its own registry (never the process-global one:
-    tests build many apps in one process and names would collide)."""
-
-    def __init__(self, service: str, namespace: str = "sensor_hub") -> None:
-        self.service = service
-        self.namespace = namespace
-        self.registry = CollectorRegistry()
-        self._requests: Counter | None = None
-        self._latency: Histogram | None = None
-
-    def counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
-        return Counter(name, doc, labels, namespace=self.namespace, registry=self.registry)
-
-    def gauge(self, name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
-        return Gauge(name, doc, labels, namespace=self.namespace, registry=self.registry)
-
-    def gauge_function(self, name: str, doc: str, fn: Callable[[], float]) -> Gauge:
-        """A gauge read from ``fn()`` at scrape time (queue lengths, client counts...)."""
-        gauge = self.gauge(name, doc)
-        gauge.set_function(fn)
-        return gauge
-
-    def histogram(self, name: str, doc: str, labels: Sequence[str] = (),
-                  buckets: Sequence[float] = Histogram.DEFAULT_BUCKETS) -> Histogram:
-        return Histogram(name, doc, labels, namespace=self.namespace, registry=self.registry,
-                         buckets=buckets)
-
-    def response(self) -> Response:
-        return Response(generate_latest(self.registry), mimetype=CONTENT_TYPE_LATEST)
-
-    def install(self, app: Flask) -> None:
-        """``GET /metrics`` plus request counts and latencies by route (not by raw path, so
-        unknown URLs cannot blow up the number of series)."""
-        self._requests = self.counter("http_requests_total", "HTTP requests", ("method", "route", "status"))
-        self._latency = self.histogram("http_request_duration_seconds", "HTTP request time until the "
-                                       "response starts", ("route",))
-        requests_total, latency = self._requests, self._latency
-
-        @app.before_request
-        def _start_timer() -> None:
-            request.environ["shared.web.start"] = time.perf_counter()
-
-        @app.after_request
-        def _count(response: Response) -> Response:
-            route = request.url_rule.rule if request.url_rule else "unmatched"
-            requests_total.labels(request.method, route, str(response.status_code)).inc()
-            started = request.environ.get("shared.web.start")
-            if started is not None:
-                latency.labels(route).observe(time.perf_counter() - started)
-            return response
-
-        app.add_url_rule("/metrics", "metrics", self.response, methods=["GET"])
+    app.add_url_rule("/metrics", "metrics", _metrics, methods=["GET"])

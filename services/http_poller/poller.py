@@ -34,9 +34,10 @@ from shared.commands import (
 )
 from shared.config import EndpointSpec, Settings
 from shared.devices import SENSOR_TYPES, InvalidCommand, normalize_command
+from shared.error_log import ErrorLog
 from shared.logs import command_context
+from shared.metrics import Metrics
 from shared.sse import EventPublisher
-from shared.web import ErrorLog, Metrics
 
 from .devices import Device, DeviceTable, iso
 from .fetch import BAD_PAYLOAD, HTTP_STATUS, TIMED_OUT, UNREACHABLE, EndpointClient, EndpointFailure, seconds

@@ -16,6 +16,7 @@ from shared.web import (
     install_api_token,
     install_error_handlers,
     install_instance_header,
+    install_metrics,
     json_response,
 )
 
@@ -41,7 +42,7 @@ def create_app(settings: Settings, service: MlInference | None = None) -> Flask:
     install_error_handlers(app, service.errors)
     install_instance_header(app, settings.instance_id)
     install_api_token(app, settings.api_token)
-    service.metrics.install(app)
+    install_metrics(app, service.metrics)
     install_handler_api(app, service)
 
     @app.get("/health")

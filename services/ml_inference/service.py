@@ -11,8 +11,10 @@ from typing import Any
 from shared.commands import Command
 from shared.config import Settings
 from shared.devices import is_number
+from shared.error_log import ErrorLog
+from shared.metrics import Metrics
 from shared.sse import EventPublisher
-from shared.web import ApiError, ErrorLog, Metrics
+from shared.web import ApiError
 
 from .automations import SERVICE, Automations
 from .inputs import InvalidInput, WindowInputs, parse_batch, parse_inputs

@@ -12,6 +12,7 @@ from shared.web import (
     install_api_token,
     install_error_handlers,
     install_instance_header,
+    install_metrics,
     json_response,
 )
 
@@ -29,7 +30,7 @@ def create_app(settings: Settings, handler: SerialHandler | None = None) -> Flas
     install_error_handlers(app, handler.errors)
     install_instance_header(app, settings.instance_id)
     install_api_token(app, settings.api_token)
-    handler.metrics.install(app)
+    install_metrics(app, handler.metrics)
     install_handler_api(app, handler)
 
     @app.errorhandler(UnknownBoard)

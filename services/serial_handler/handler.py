@@ -13,9 +13,10 @@ from typing import Any
 
 from shared.commands import Command
 from shared.config import Settings
+from shared.error_log import ErrorLog
 from shared.logs import clip, command_context
+from shared.metrics import Metrics
 from shared.sse import EventPublisher
-from shared.web import ErrorLog, Metrics
 
 from .commands import (
     OFFLINE,

@@ -8,12 +8,13 @@ from flask import Flask, Response, request
 from shared.bridge_report import broker_link
 from shared.commands import CommandError, decode_payload
 from shared.config import DEVICE_TYPES, Settings
+from shared.metrics import Metrics
 from shared.web import (
     ApiError,
-    Metrics,
     install_api_token,
     install_error_handlers,
     install_instance_header,
+    install_metrics,
     json_response,
 )
 
@@ -53,7 +54,7 @@ def create_app(settings: Settings, aggregator: StateAggregator | None = None) ->
     install_instance_header(app, settings.instance_id)
     install_api_token(app, settings.api_token)
     metrics = Metrics(SERVICE)
-    metrics.install(app)
+    install_metrics(app, metrics)
     metrics.gauge_function("devices_online", "Devices online", lambda: aggregator.registry.counts()["online"])
     metrics.gauge_function("event_clients", "Connected /events clients",
                            lambda: aggregator.publisher.stats()["clients"])

@@ -9,14 +9,15 @@ import pytest
 import requests
 from flask import Flask, request
 
+from shared.error_log import ErrorLog
+from shared.metrics import Metrics
 from shared.server import run_in_thread
 from shared.web import (
     BODY_BYTES_MAX,
     ApiError,
-    ErrorLog,
-    Metrics,
     health_response,
     install_error_handlers,
+    install_metrics,
     json_response,
 )
 
@@ -30,7 +31,7 @@ def service():
     errors = ErrorLog("demo", maxlen=3)
     metrics = Metrics("demo")
     install_error_handlers(app, errors)
-    metrics.install(app)
+    install_metrics(app, metrics)
     readings = metrics.counter("readings_total", "Readings received", ("device_id",))
     metrics.gauge_function("queue_length", "Items waiting", lambda: 7)
 
@@ -58,7 +59,7 @@ def service():
 
     @app.get("/errors")
     def list_errors():
-        return errors.response()
+        return json_response(errors.to_dict())
 
     server = run_in_thread(app)
     server.errors = errors
@@ -140,7 +141,7 @@ def test_metrics_in_a_private_registry(service):
     assert "sensor_hub_queue_length 7.0" in text
     assert 'sensor_hub_http_requests_total{method="GET",route="/thing",status="200"} 1.0' in text
     # A second app with the same metric names does not collide (no global registry).
-    Metrics("other").install(Flask("other"))
+    install_metrics(Flask("other"), Metrics("other"))
 
 
 def test_error_log_is_bounded_newest_last_and_thread_safe(service):
