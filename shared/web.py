@@ -8,7 +8,7 @@ keep their ``ErrorLog`` (shared/error_log.py) and ``Metrics`` (shared/metrics.py
     install_instance_header(app, settings.instance_id)
     install_api_token(app, settings.api_token)
     install_metrics(app, metrics)
-    raise ApiError("UNKNOWN_DEVICE", "No device 'x'.", 404, known=["t1"])   # in a route
+    raise NotFound("UNKNOWN_DEVICE", "No device 'x'.", known=["t1"])   # in a core or a route: a JSON 404
 """
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ from werkzeug.exceptions import HTTPException
 from shared import jsonio
 from shared.api_token import HEADER as AUTH_HEADER
 from shared.api_token import OPEN_METHODS, ApiToken
+from shared.commands import CommandError
 from shared.error_log import ErrorLog
+from shared.errors import Conflict, DomainError, InvalidRequest, NotFound, Unavailable
 from shared.identity import INSTANCE_HEADER
 from shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from shared.metrics import Metrics
@@ -38,12 +40,17 @@ a command at most 64 KiB): a longer one is refused 413 ``PAYLOAD_TOO_LARGE``, un
 server before any app code (shared/server.py), and by Flask where an app is served otherwise."""
 
 
-class ApiError(Exception):
-    """Raise in a route to answer ``{"error": code, "message": message, **extra}`` with ``status``."""
+HTTP_STATUS: dict[type[DomainError], int] = {InvalidRequest: 400, NotFound: 404, Conflict: 409, Unavailable: 503}
+"""The HTTP status of each kind of refusal a domain core raises (shared/errors.py): the one
+place where the domain's words become HTTP's."""
 
-    def __init__(self, code: str, message: str, status: int = 400, **extra: Any) -> None:
-        super().__init__(message)
-        self.code, self.message, self.status, self.extra = code, message, status, extra
+
+def http_status(exc: DomainError) -> int:
+    """The status of ``exc``'s kind (a subclass inherits its parent's); 500 for a kind not listed."""
+    for kind in type(exc).__mro__:
+        if kind in HTTP_STATUS:
+            return HTTP_STATUS[kind]
+    return 500
 
 
 def wants_pretty() -> bool:
@@ -75,15 +82,22 @@ def _code_name(exc: HTTPException) -> str:
 
 
 def install_error_handlers(app: Flask, error_log: ErrorLog | None = None) -> None:
-    """Every error leaves ``app`` as JSON; uncaught exceptions are logged (with traceback)
-    and recorded in ``error_log``, and the client gets a sentence, never a traceback. A body
-    over ``BODY_BYTES_MAX`` is one of those errors (413), before a route reads any of it."""
+    """Every error leaves ``app`` as JSON: a core's refusal (shared/errors.py) with its kind's
+    status from ``HTTP_STATUS``, a command's (``CommandError``) with its code's; uncaught
+    exceptions are logged (with traceback) and recorded in ``error_log``, and the client gets a
+    sentence, never a traceback. A body over ``BODY_BYTES_MAX`` is one of those errors (413),
+    before a route reads any of it."""
     if app.config.get("MAX_CONTENT_LENGTH") is None:
         app.config["MAX_CONTENT_LENGTH"] = BODY_BYTES_MAX
 
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError) -> Response:
-        return json_error(exc.code, exc.message, exc.status, **exc.extra)
+    @app.errorhandler(DomainError)
+    def _domain_error(exc: DomainError) -> Response:
+        return json_response(exc.to_dict(), http_status(exc))
+
+    @app.errorhandler(CommandError)
+    def _command_error(exc: CommandError) -> Response:
+        # A command's codes carry their statuses in shared/commands.py: the MQTT side reports them too.
+        return json_response(exc.to_dict(), exc.status)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -15,7 +15,7 @@ from shared.web import (
     json_response,
 )
 
-from .poller import HttpPoller, UnknownEndpoint
+from .poller import HttpPoller
 
 
 def create_app(settings: Settings, poller: HttpPoller | None = None) -> Flask:
@@ -31,11 +31,6 @@ def create_app(settings: Settings, poller: HttpPoller | None = None) -> Flask:
     install_api_token(app, settings.api_token)
     install_metrics(app, poller.metrics)
     install_handler_api(app, poller)
-
-    @app.errorhandler(UnknownEndpoint)
-    def _unknown_endpoint(exc: UnknownEndpoint):
-        return json_response({"error": "UNKNOWN_ENDPOINT", "message": f"No endpoint {exc.args[0]!r}.",
-                              "known": list(poller.endpoints)}, 404)
 
     @app.get("/health")
     def health():

@@ -35,6 +35,7 @@ from shared.commands import (
 from shared.config import EndpointSpec, Settings
 from shared.devices import SENSOR_TYPES, InvalidCommand, normalize_command
 from shared.error_log import ErrorLog
+from shared.errors import NotFound
 from shared.logs import command_context
 from shared.metrics import Metrics
 from shared.sse import EventPublisher
@@ -57,10 +58,6 @@ MOVING_POLL_S = 1.0
 STARTUP_SPREAD_PER_ENDPOINT_S, STARTUP_SPREAD_MAX_S = 0.01, 2.0
 MOTION_EVENTS = {True: "motion_started", False: "motion_stopped"}
 DISABLED = "the endpoint is disabled in the config"
-
-
-class UnknownEndpoint(LookupError):
-    pass
 
 
 @dataclass
@@ -185,7 +182,7 @@ class HttpPoller:
     def endpoint_view(self, endpoint_id: str) -> dict[str, Any]:
         endpoint = self.endpoints.get(endpoint_id)
         if endpoint is None:
-            raise UnknownEndpoint(endpoint_id)
+            raise NotFound("UNKNOWN_ENDPOINT", f"No endpoint {endpoint_id!r}.", known=list(self.endpoints))
         return self._endpoint_view(endpoint)
 
     def health(self) -> tuple[int, dict[str, Any]]:

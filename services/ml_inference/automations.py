@@ -21,8 +21,8 @@ from typing import Any
 from shared.commands import OFFLINE, REJECTED, UNKNOWN_DEVICE, UNSUPPORTED, CommandError
 from shared.config import AutomationSpec, DeviceSpec, Settings
 from shared.devices import InvalidCommand, normalize_command
+from shared.errors import NotFound
 from shared.sse import now_iso
-from shared.web import ApiError
 
 from .inputs import WindowInputs
 from .policy import OFF, Decision
@@ -110,7 +110,7 @@ class Automations:
     def get(self, automation_id: str) -> Automation:
         automation = self.by_id.get(automation_id)
         if automation is None:
-            raise ApiError("UNKNOWN_AUTOMATION", f"No automation {automation_id!r} in this instance.", 404,
+            raise NotFound("UNKNOWN_AUTOMATION", f"No automation {automation_id!r} in this instance.",
                            known=list(self.by_id))
         return automation
 

@@ -16,7 +16,7 @@ from shared.web import (
     json_response,
 )
 
-from .handler import SerialHandler, UnknownBoard
+from .handler import SerialHandler
 
 
 def create_app(settings: Settings, handler: SerialHandler | None = None) -> Flask:
@@ -32,11 +32,6 @@ def create_app(settings: Settings, handler: SerialHandler | None = None) -> Flas
     install_api_token(app, settings.api_token)
     install_metrics(app, handler.metrics)
     install_handler_api(app, handler)
-
-    @app.errorhandler(UnknownBoard)
-    def _unknown_board(exc: UnknownBoard):
-        return json_response({"error": "UNKNOWN_BOARD", "message": f"No board {exc.args[0]!r}.",
-                              "known": list(handler.links)}, 404)
 
     @app.get("/health")
     def health():

@@ -14,6 +14,7 @@ from typing import Any
 from shared.commands import Command
 from shared.config import Settings
 from shared.error_log import ErrorLog
+from shared.errors import NotFound
 from shared.logs import clip, command_context
 from shared.metrics import Metrics
 from shared.sse import EventPublisher
@@ -42,10 +43,6 @@ log = logging.getLogger(__name__)
 SERVICE = "serial_handler"
 FRESH_TIMEOUT = 2.0
 """Longest wait for ``?fresh=1`` (the board answers a ``read`` within milliseconds when well)."""
-
-
-class UnknownBoard(LookupError):
-    pass
 
 
 class SerialHandler:
@@ -263,7 +260,7 @@ class SerialHandler:
     def _link(self, board_id: str) -> SerialLink:
         link = self.links.get(board_id)
         if link is None:
-            raise UnknownBoard(board_id)
+            raise NotFound("UNKNOWN_BOARD", f"No board {board_id!r}.", known=list(self.links))
         return link
 
     def _board_view(self, link: SerialLink) -> dict[str, Any]:

@@ -10,11 +10,11 @@ import requests
 from flask import Flask, request
 
 from shared.error_log import ErrorLog
+from shared.errors import NotFound
 from shared.metrics import Metrics
 from shared.server import run_in_thread
 from shared.web import (
     BODY_BYTES_MAX,
-    ApiError,
     health_response,
     install_error_handlers,
     install_metrics,
@@ -50,7 +50,7 @@ def service():
 
     @app.get("/unknown/<device_id>")
     def unknown(device_id):
-        raise ApiError("UNKNOWN_DEVICE", f"No device {device_id!r}.", 404, known=["t1"])
+        raise NotFound("UNKNOWN_DEVICE", f"No device {device_id!r}.", known=["t1"])
 
     @app.get("/health")
     def health():
@@ -107,7 +107,7 @@ def test_uncaught_exception_is_a_json_500_logged_with_traceback(service, caplog)
     assert record["error_code"] == "INTERNAL_ERROR" and record["source"] == "demo"
 
 
-def test_api_error_carries_code_status_and_extra(service):
+def test_a_domain_error_is_answered_with_its_code_its_kinds_status_and_extra(service):
     response = requests.get(service.url + "/unknown/x", timeout=5)
     assert response.status_code == 404
     assert response.json() == {"error": "UNKNOWN_DEVICE", "message": "No device 'x'.", "known": ["t1"]}
