@@ -15,7 +15,8 @@ from collections.abc import Iterator
 import pytest
 
 from scripts.image import DockerEngine
-from tests.bridge.mqtt_watch import Watcher
+from testkit.helpers import wait_for
+from testkit.mqtt_watch import Watcher
 from tests.container.conftest import (
     PLATFORM_SHARED,
     Instance,
@@ -26,7 +27,6 @@ from tests.container.conftest import (
     wait_healthy,
     wait_online,
 )
-from tests.helpers import wait_for
 
 pytestmark = pytest.mark.container
 

@@ -13,7 +13,7 @@ from shared.identity import INSTANCE_HEADER, ForeignInstance, check_instance, fo
 from shared.server import run_in_thread
 from shared.sse import EventFollower, EventPublisher
 from shared.web import install_error_handlers, install_instance_header
-from tests.helpers import free_port, wait_for
+from testkit.helpers import free_port, wait_for
 
 
 def test_our_own_instance_is_no_reason():
