@@ -29,7 +29,7 @@ from typing import Any
 
 from shared.commands import Command, CommandError
 from shared.config import AutomationSpec, DeviceSpec
-from shared.web import ErrorLog
+from shared.error_log import ErrorLog
 
 from .automation_core import Alert, AutomationCore, Clock, DeviceView, Effect, Move, SystemClock
 from .cache import TtlCache

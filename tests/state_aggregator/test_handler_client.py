@@ -14,8 +14,8 @@ from services.state_aggregator.registry import SERVICE_NOT_RUNNING
 from shared.api_token import ApiToken
 from shared.server import ThreadedServer, run_in_thread
 from shared.web import install_instance_header
-from tests.helpers import TEST_API_TOKEN, free_port
-from tests.state_aggregator.scripted_handler import EXAMPLE_INSTANCE_ID
+from testkit.helpers import TEST_API_TOKEN, free_port
+from testkit.scripted_handler import EXAMPLE_INSTANCE_ID
 
 
 class NoListener:

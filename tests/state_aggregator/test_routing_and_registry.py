@@ -21,8 +21,8 @@ from services.state_aggregator.registry import (
 from services.state_aggregator.routing import CommandRouter
 from shared.commands import DEVICE_DISABLED, INVALID_VALUE, UNSUPPORTED, CommandError
 from shared.config import Settings, settings_from_dict
-from tests.conftest import example_document
-from tests.helpers import TEST_API_TOKEN
+from testkit.example import example_document
+from testkit.helpers import TEST_API_TOKEN
 
 WINDOW, LED, TEMPERATURE = "living_window", "living_led", "living_temperature"
 

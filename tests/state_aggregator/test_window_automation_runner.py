@@ -17,11 +17,12 @@ from services.state_aggregator.cache import TtlCache
 from services.state_aggregator.handlers import HandlerClient
 from services.state_aggregator.registry import DeviceRegistry
 from services.state_aggregator.routing import CommandRouter
+from shared.error_log import ErrorLog
 from shared.server import ThreadedServer, run_in_thread
-from shared.web import ErrorLog, install_instance_header
-from tests.helpers import free_port, wait_for
+from shared.web import install_instance_header
+from testkit.helpers import free_port, wait_for
+from testkit.scripted_handler import EXAMPLE_INSTANCE_ID, ScriptedHandler
 from tests.state_aggregator.conftest import SERIAL_DEVICES
-from tests.state_aggregator.scripted_handler import EXAMPLE_INSTANCE_ID, ScriptedHandler
 
 AUTOMATION, WINDOW = "living_window_auto", "living_window"
 READINGS = {"living_temperature": {"temperature": 30.0}, "living_humidity": {"humidity": 45.0},
