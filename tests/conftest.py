@@ -15,7 +15,7 @@ from hypothesis import settings as hypothesis_settings
 from shared.api_token import ENV_NAME
 from shared.config import Settings, settings_from_dict
 from tests.helpers import TEST_API_TOKEN, free_port
-from tests.support.broker import MosquittoBroker
+from tests.support.broker import BROKERS, MosquittoBroker, make_broker
 
 # `make test` keeps property tests quick and deterministic on a loaded 2-core machine;
 # `make fuzz` runs the same properties with many more examples.
@@ -61,6 +61,17 @@ def mosquitto(mosquitto_session: MosquittoBroker) -> Iterator[MosquittoBroker]:
 def fresh_mosquitto() -> Iterator[MosquittoBroker]:
     """A broker of this test's own (clean retained store), on its own port."""
     broker = MosquittoBroker()
+    broker.start()
+    yield broker
+    broker.close()
+
+
+@pytest.fixture(params=sorted(BROKERS))
+def any_broker(request) -> Iterator:
+    """A fresh broker of the test's own, once per real broker the contract is tested against
+    (Mosquitto, nats-server's MQTT gateway; tests/support/broker.py). A module uses it by
+    overriding ``broker``: ``def broker(any_broker): return any_broker``."""
+    broker = make_broker(request.param)
     broker.start()
     yield broker
     broker.close()

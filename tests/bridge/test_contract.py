@@ -1,5 +1,5 @@
-"""Every topic of the contract table (docs/mqtt.md, "Topics") against a real Mosquitto, an in-process
-bridge and a real HTTP aggregator on loopback."""
+"""Every topic of the contract table (docs/mqtt.md, "Topics") against each real broker (Mosquitto and
+nats-server's MQTT gateway), an in-process bridge and a real HTTP aggregator on loopback."""
 from __future__ import annotations
 
 import json
@@ -17,6 +17,12 @@ STATUS = f"{BASE}/status"
 
 def dev(device_id: str, rest: str) -> str:
     return f"{BASE}/devices/{device_id}/{rest}"
+
+
+@pytest.fixture
+def broker(any_broker):
+    """Every test here runs once per broker (tests/conftest.py, ``any_broker``)."""
+    return any_broker
 
 
 @pytest.fixture
