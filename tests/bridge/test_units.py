@@ -116,3 +116,17 @@ def test_now_iso_carries_the_local_offset():
     zone = LocalZone(refresh_s=0)  # re-read on every call
     assert zone.now().utcoffset() == datetime.now().astimezone().utcoffset()
     assert iso_at(0.0, 'seconds') == datetime.fromtimestamp(0.0).astimezone().isoformat(timespec='seconds')
+
+
+@pytest.mark.parametrize("suffix", ["devices/d/cmd", "devices/d/cmd/extra", "devices/d/get", "devices/d/get/a/b",
+                                    "groups/g/cmd", "groups/g/cmd/x", "meta/request/info", "ha/d/set",
+                                    "ha/d/position/extra", "ha/d/state"])
+def test_every_incoming_topic_matches_exactly_one_subscription(suffix):
+    """A broker may deliver one copy per matching filter (MQTT 3.1.1 §3.3.5; nats-server does):
+    overlapping filters would carry out a command twice."""
+    from paho.mqtt.client import topic_matches_sub
+
+    subs = T.subscriptions(ha=True)
+    topic = f"{T.root}/{suffix}"
+    assert sum(topic_matches_sub(s, topic) for s in subs) == 1, (topic, subs)
+    assert sum(topic_matches_sub(s, T.ha_status) for s in subs) == 1
