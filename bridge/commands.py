@@ -18,6 +18,7 @@ from typing import Any
 from bridge.client import IncomingMessage
 from bridge.context import BridgeContext, Feature, now_iso
 from bridge.ha_payloads import HaCommandError, translate_ha_command
+from bridge.recent_commands import RecentCommands
 from shared.commands import (
     DEVICE_DISABLED,
     INVALID_PAYLOAD,
@@ -51,6 +52,7 @@ class CommandFeature(Feature):
         self._pending: set[Future[None]] = set()  # submitted, not finished (what stop() waits for)
         self._pending_lock = threading.Lock()
         self.rejected = 0
+        self.recent = RecentCommands()  # idempotency by id: copies of a command are not run again
         ctx.bus.on("mqtt_message", self.handle)
 
     def stop(self, timeout: float | None = None) -> int:
@@ -68,6 +70,8 @@ class CommandFeature(Feature):
         return len(running)
 
     def _submit(self, kind: str, target: str, command: Command) -> None:
+        if command.cmd_id is not None:
+            self.recent.claim((kind, target, command.cmd_id))  # bus thread: nobody claimed it since _copy
         future = self._pool.submit(self._run, kind, target, command)
         with self._pending_lock:
             self._pending.add(future)
@@ -141,8 +145,24 @@ class CommandFeature(Feature):
     def _group_known(self, group_id: str) -> bool:
         return any(g.group_id == group_id for g in self.ctx.settings.groups)
 
+    def _copy(self, kind: str, target: str, payload: bytes) -> bool:
+        """True when this is a copy of a command in flight or answered within the window: it is
+        neither carried out nor answered again. Looked up before the command is read, so a copy
+        that arrives after the first one went stale is not refused as STALE_COMMAND either."""
+        cmd_id = peek_id(payload)
+        if cmd_id is None:
+            return False
+        seen = self.recent.seen((kind, target, cmd_id))
+        if seen is not None:
+            with command_context(cmd_id):
+                log.info("%s %s command %s is a copy of one %s: not carried out or answered again",
+                         kind, target, clip(cmd_id, 80), seen)
+        return seen is not None
+
     def _device_cmd(self, device_id: str, payload: bytes) -> None:
         self._check_device(device_id)
+        if self._copy("device", device_id, payload):
+            return
         command = contract_command(payload)
         self._submit("device", device_id, command)
 
@@ -150,6 +170,8 @@ class CommandFeature(Feature):
         if not self._group_known(group_id):
             known = ", ".join(g.group_id for g in self.ctx.settings.groups)
             raise CommandError("UNKNOWN_GROUP", f"unknown group {excerpt(group_id, 80)} (known: {known})")
+        if self._copy("group", group_id, payload):
+            return
         command = contract_command(payload)
         self._submit("group", group_id, command)
 
@@ -165,6 +187,13 @@ class CommandFeature(Feature):
 
     def _run(self, kind: str, target: str, command: Command) -> None:
         """Pool thread: one round trip through the aggregator, then the answer."""
+        try:
+            self._carry_out(kind, target, command)
+        finally:
+            if command.cmd_id is not None:
+                self.recent.answered((kind, target, command.cmd_id))
+
+    def _carry_out(self, kind: str, target: str, command: Command) -> None:
         with command_context(command.cmd_id):
             log.info("%s %s command %s", kind, target, clip(json.dumps(command.values)))
             outcome = self.ctx.aggregator.command(kind, target, command.values, command.cmd_id, command.timeout_ms)

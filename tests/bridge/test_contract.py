@@ -253,3 +253,50 @@ def test_status_goes_offline_when_the_aggregator_goes_away(running, aggregator, 
     aggregator.stop()
     watcher.wait(STATUS, lambda p: p == b"offline", timeout=30)
     assert running.ctx.link.connected  # MQTT is fine; the connector cannot serve
+
+
+def test_a_command_published_twice_is_carried_out_once_and_answered_once(running, aggregator, watcher):
+    """A controller that missed a PUBACK publishes again: a copy of a command in flight, or just
+    answered, runs no second time and gets no second answer (bridge/recent_commands.py)."""
+    aggregator.command_delay = 0.5  # the first is still in flight when its copy arrives
+    command = {"id": "twice", "values": {"position": 30}}
+    watcher.publish(dev("living_window", "cmd"), command)
+    watcher.publish(dev("living_window", "cmd"), command)
+    wait_for(lambda: running.commands.recent.duplicates == 1, timeout=10, message="the copy in flight to be seen")
+    watcher.wait_json(dev("living_window", "cmd/response"), lambda d: d["cmd_id"] == "twice")
+    aggregator.command_delay = 0
+    watcher.publish(dev("living_window", "cmd"), command)  # a copy of one just answered
+    wait_for(lambda: running.commands.recent.duplicates == 2, timeout=10, message="the answered copy to be seen")
+    watcher.publish(dev("living_window", "cmd"), {"id": "after", "values": {"position": 31}})
+    watcher.wait_json(dev("living_window", "cmd/response"), lambda d: d["cmd_id"] == "after")
+    answers = [d for d in watcher.json_on(dev("living_window", "cmd/response")) if d["cmd_id"] == "twice"]
+    assert [a["status"] for a in answers] == ["success"]
+    assert sum(c.get("id") == "twice" for c in aggregator.commands) == 1
+
+
+def test_a_command_on_overlapping_subscriptions_is_carried_out_once(aggregator, watcher, start_bridge, monkeypatch):
+    """Were the bridge's filters to overlap, a broker may deliver one copy per filter (nats-server
+    does): a command with an id still runs once and is answered once."""
+    from shared.topics import Topics
+
+    plain = Topics.subscriptions
+    monkeypatch.setattr(Topics, "subscriptions",
+                        lambda self, ha=False: [*plain(self, ha), f"{self.root}/devices/+/cmd"])
+    bridge = start_bridge()
+    watcher.wait(STATUS, lambda p: p == b"online")
+    watcher.publish(dev("living_window", "cmd"), {"id": "overlap", "values": {"position": 60}})
+    watcher.wait_json(dev("living_window", "cmd/response"), lambda d: d["cmd_id"] == "overlap")
+    watcher.publish(dev("living_window", "cmd"), {"id": "marker", "values": {"position": 61}})
+    watcher.wait_json(dev("living_window", "cmd/response"), lambda d: d["cmd_id"] == "marker")
+    wait_for(lambda: bridge.ctx.bus.idle(), timeout=10)
+    answers = [d for d in watcher.json_on(dev("living_window", "cmd/response")) if d["cmd_id"] == "overlap"]
+    assert [a["status"] for a in answers] == ["success"]
+    assert sum(c.get("id") == "overlap" for c in aggregator.commands) == 1
+
+
+def test_a_command_without_id_is_carried_out_once(running, aggregator, watcher):
+    watcher.publish(dev("living_led", "cmd"), {"values": {"brightness": 17}})
+    watcher.publish(dev("living_window", "cmd"), {"id": "marker", "values": {"position": 62}})
+    watcher.wait_json(dev("living_window", "cmd/response"), lambda d: d["cmd_id"] == "marker")
+    wait_for(lambda: running.ctx.bus.idle(), timeout=10)
+    assert sum(c["target"] == "living_led" for c in aggregator.commands) == 1
