@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -35,6 +36,34 @@ from shared.logs import clip, command_context, excerpt
 
 log = logging.getLogger(__name__)
 
+ID_LEVEL = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""What a device or group id may look like (the instance schema's ``id``): only a topic level of
+this shape is echoed into a response topic for a target we do not know."""
+
+
+class AnswerBudget:
+    """A token bucket: at most ``burst`` answers at once, refilled at ``rate`` per second. It keeps
+    a stream of commands to made-up ids from turning the bridge into a publisher of as many
+    responses (docs/mqtt.md, "Commands")."""
+
+    def __init__(self, rate: float = 5.0, burst: float = 20.0, clock=time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = burst
+        self._at = clock()
+        self.refused = 0
+
+    def take(self) -> bool:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        self.refused += 1
+        return False
+
 
 def contract_command(payload: bytes) -> Command:
     """A ``cmd`` payload -> Command (shared/commands.py's envelope), or CommandError. On MQTT a
@@ -53,6 +82,7 @@ class CommandFeature(Feature):
         self._pending_lock = threading.Lock()
         self.rejected = 0
         self.recent = RecentCommands()  # idempotency by id: copies of a command are not run again
+        self.unknown_answers = AnswerBudget()  # cmd/response to targets we do not know (bus thread only)
         ctx.bus.on("mqtt_message", self.handle)
 
     def stop(self, timeout: float | None = None) -> int:
@@ -122,12 +152,20 @@ class CommandFeature(Feature):
                 group_id: str | None = None) -> None:
         self.rejected += 1
         cmd_id = peek_id(message.payload)
+        # A command with an id to a target we do not know is answered on the response topic of
+        # the topic it came in on, while the budget lasts.
+        unknown = cmd_id is not None and code in (UNKNOWN_DEVICE, "UNKNOWN_GROUP")
+        over_budget = unknown and not self.unknown_answers.take()
         with command_context(cmd_id):
-            log.warning("refused %s: %s: %s", clip(message.topic), code, clip(text, 300))
-        known = device_id in self.ctx.known_device_ids()
-        if cmd_id is not None and known:
+            log.warning("refused %s: %s: %s%s", clip(message.topic), code, clip(text, 300),
+                        " (not answered: over the limit of answers to unknown targets)" if over_budget else "")
+        if over_budget:
+            return
+        if cmd_id is not None and (device_id in self.ctx.known_device_ids()
+                                   or (code == UNKNOWN_DEVICE and ID_LEVEL.fullmatch(device_id or ""))):
             self._respond(device_id, cmd_id, False, code, text, None, None)
-        elif cmd_id is not None and group_id is not None and self._group_known(group_id):
+        elif cmd_id is not None and group_id is not None and (
+                self._group_known(group_id) or (code == "UNKNOWN_GROUP" and ID_LEVEL.fullmatch(group_id))):
             self._respond_group(group_id, cmd_id, False, code, text, None, None)
         else:
             detail = f"{text} (topic {clip(message.topic)}" + (f", command {cmd_id})" if cmd_id else ")")

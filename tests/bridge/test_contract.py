@@ -177,7 +177,7 @@ def test_meta_requests(running, watcher):
 
 
 BAD_INPUTS = [
-    # (topic suffix, payload, expected error code, answered on cmd/response?)
+    # (topic suffix, payload, expected error code, answered on the target's cmd/response?)
     ("devices/living_window/cmd", b"not json", "INVALID_JSON", False),
     ("devices/living_window/cmd", b"", "INVALID_PAYLOAD", False),
     ("devices/living_window/cmd", b"[1, 2]", "INVALID_PAYLOAD", False),
@@ -188,7 +188,9 @@ BAD_INPUTS = [
     ("devices/living_window/cmd", json.dumps({"id": "b4", "pad": "x" * 70_000}).encode(), "PAYLOAD_TOO_LARGE", False),
     ("devices/living_window/cmd/extra", json.dumps({"id": "b5", "values": {"position": 1}}).encode(),
      "INVALID_TOPIC", True),
-    ("devices/no_such_device/cmd", json.dumps({"id": "b6", "values": {"x": 1}}).encode(), "UNKNOWN_DEVICE", False),
+    ("devices/no_such_device/cmd", json.dumps({"id": "b6", "values": {"x": 1}}).encode(), "UNKNOWN_DEVICE", True),
+    ("devices/no_such_device/cmd", json.dumps({"values": {"x": 1}}).encode(), "UNKNOWN_DEVICE", False),
+    ("groups/no_such_group/cmd", json.dumps({"id": "b7", "values": {"x": 1}}).encode(), "UNKNOWN_GROUP", True),
     ("groups/no_such_group/cmd", json.dumps({"values": {"x": 1}}).encode(), "UNKNOWN_GROUP", False),
     ("devices/living_window/get", b"{\"properties\": \"position\"}", "INVALID_PAYLOAD", False),
     ("meta/request/everything", b"{}", "UNKNOWN_REQUEST", False),
@@ -200,8 +202,11 @@ def test_bad_input_is_answered_never_dropped(running, aggregator, watcher, caplo
         watcher.publish(f"{BASE}/{suffix}", payload)
         if on_response:
             cmd_id = json.loads(payload)["id"]
-            doc = watcher.wait_json(dev("living_window", "cmd/response"), lambda d, i=cmd_id: d["cmd_id"] == i)
+            kind, target = suffix.split("/")[:2]  # answered on the response topic of the target it named
+            response_topic = f"{BASE}/{kind}/{target}/cmd/response"
+            doc = watcher.wait_json(response_topic, lambda d, i=cmd_id: d["cmd_id"] == i)
             assert doc["status"] == "error" and doc["error"] == code, (suffix, doc)
+            assert not any(r for t, _, r in watcher.messages if t == response_topic), "never retained"
         else:
             topics = [dev("living_window", "error"), f"{BASE}/error"]
             wait_for(lambda c=code, ts=topics: any(d["error_code"] == c for t in ts for d in watcher.json_on(t)),

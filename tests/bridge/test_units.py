@@ -157,3 +157,13 @@ def test_recent_commands_forget_the_oldest_answered_ids_first_never_those_in_fli
     recent.answered("done")
     recent.claim("new")  # over the bound: "done" goes, "running" stays
     assert recent.seen("done") is None and recent.seen("running") == "in flight" and len(recent) == 2
+
+
+def test_answers_to_unknown_targets_have_a_budget():
+    from bridge.commands import AnswerBudget
+
+    now = [0.0]
+    budget = AnswerBudget(rate=5, burst=20, clock=lambda: now[0])
+    assert sum(budget.take() for _ in range(30)) == 20 and budget.refused == 10
+    now[0] = 1.0  # a second later: five more
+    assert sum(budget.take() for _ in range(30)) == 5
