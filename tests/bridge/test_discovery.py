@@ -1,5 +1,6 @@
 """Home Assistant discovery: payloads checked against the documented keys, stable ids, one
-HA device per board/endpoint, re-announce on HA's birth message, HA commands routed."""
+HA device per board/endpoint, re-announce on HA's birth message, HA commands routed; the
+tests with a broker on Mosquitto and on nats-server."""
 from __future__ import annotations
 
 import copy
@@ -19,13 +20,26 @@ from tests.helpers import wait_for
 STATUS = f"{BASE}/status"
 
 
+@pytest.fixture
+def broker(any_broker):
+    """The tests with a broker run once per real broker (tests/conftest.py, ``any_broker``):
+    retained discovery and its deletion by an empty payload are broker behaviour."""
+    return any_broker
+
+
+@pytest.fixture
+def instance_settings(make_settings):
+    """The example instance's settings, for the payload builder alone (no broker needed)."""
+    return lambda overrides=None: make_settings(overrides)
+
+
 def build(settings) -> dict[str, dict]:
     m = settings.mqtt
     return DiscoveryBuilder(settings, Topics(m.base_topic, settings.instance_id, m.ha_prefix)).configs()
 
 
-def test_every_payload_validates_against_the_documented_keys(bridge_settings):
-    configs = build(bridge_settings())
+def test_every_payload_validates_against_the_documented_keys(instance_settings):
+    configs = build(instance_settings())
     assert configs
     for topic, payload in configs.items():
         assert problems(topic, payload) == [], topic
@@ -42,8 +56,8 @@ def test_every_payload_validates_against_the_documented_keys(bridge_settings):
         assert payload["origin"]["name"] == "sensor-hub"
 
 
-def test_unique_ids_are_stable_and_one_device_per_board_or_endpoint(bridge_settings):
-    first, second = build(bridge_settings()), build(bridge_settings())
+def test_unique_ids_are_stable_and_one_device_per_board_or_endpoint(instance_settings):
+    first, second = build(instance_settings()), build(instance_settings())
     assert [p["unique_id"] for p in first.values()] == [p["unique_id"] for p in second.values()]
     ids = [p["unique_id"] for p in first.values()]
     assert len(ids) == len(set(ids))
@@ -67,17 +81,17 @@ def test_unique_ids_are_stable_and_one_device_per_board_or_endpoint(bridge_setti
     (lambda p: p.update(state_class="sometimes"), "state_class 'sometimes' is not one of"),
     (lambda p: p.update(availability_mode="most"), "availability_mode"),
 ])
-def test_the_checker_catches_mistakes(bridge_settings, mutate, expected):
-    topic, payload = next((t, p) for t, p in build(bridge_settings()).items() if "humidity" in t)
+def test_the_checker_catches_mistakes(instance_settings, mutate, expected):
+    topic, payload = next((t, p) for t, p in build(instance_settings()).items() if "humidity" in t)
     broken = copy.deepcopy(payload)
     mutate(broken)
     assert any(expected in problem for problem in problems(topic, broken))
 
 
-def test_names_ids_and_devices_follow_current_ha_rules(bridge_settings):
+def test_names_ids_and_devices_follow_current_ha_rules(instance_settings):
     """Entity names without the device's name (or null for a device's only entity),
     default_entity_id instead of the deprecated object_id, and the sound level as what it is."""
-    configs = build(bridge_settings())
+    configs = build(instance_settings())
     by_uid = {p["unique_id"]: p for p in configs.values()}
     assert not any("object_id" in p for p in configs.values())
     temperature = by_uid["sensor_hub_01_living_temperature"]
@@ -91,8 +105,8 @@ def test_names_ids_and_devices_follow_current_ha_rules(bridge_settings):
     assert "device_class" not in sound and sound["unit_of_measurement"] == "dBFS"
 
 
-def test_the_automation_switch_belongs_to_the_window_it_moves(bridge_settings):
-    settings = bridge_settings(overrides={"devices": [
+def test_the_automation_switch_belongs_to_the_window_it_moves(instance_settings):
+    settings = instance_settings(overrides={"devices": [
         *example_document()["devices"],
         {"device_id": "living_window_auto_switch", "name": "Living room fresh air", "type": "switch",
          "source": {"automation": "living_window_auto"}}]})
@@ -104,8 +118,8 @@ def test_the_automation_switch_belongs_to_the_window_it_moves(bridge_settings):
     assert problems(next(t for t in configs if "/switch/" in t), switch) == []
 
 
-def test_cover_announces_a_state_topic_fed_from_moving_and_target(bridge_settings):
-    cover = next(p for t, p in build(bridge_settings()).items() if "/cover/" in t)
+def test_cover_announces_a_state_topic_fed_from_moving_and_target(instance_settings):
+    cover = next(p for t, p in build(instance_settings()).items() if "/cover/" in t)
     assert cover["state_topic"] == f"{BASE}/ha/living_window/state"
     assert ha_cover_state({"position": 6, "target": 80, "moving": True}) == "opening"
     assert ha_cover_state({"position": 60, "target": 0, "moving": True}) == "closing"
