@@ -34,8 +34,8 @@ from typing import Any
 
 from shared.commands import Command, CommandError, bounded_id
 from shared.config import AutomationSpec, DeviceSpec
+from shared.error_log import ErrorLog
 from shared.sse import now_iso
-from shared.web import ErrorLog
 
 from .cache import TtlCache
 from .handlers import HandlerClient, HandlerReplyError, HandlerUnavailable

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from testkit.helpers import wait_for
+from testkit.mqtt_watch import Watcher
 from tests.bridge.conftest import BASE
-from tests.bridge.mqtt_watch import Watcher
-from tests.helpers import wait_for
 
 STATUS = f"{BASE}/status"
 
@@ -66,7 +66,7 @@ def test_graceful_stop_keeps_its_deadline_while_a_command_waits_for_its_board(ru
 
 
 def test_status_not_online_until_the_aggregator_answers(bridge_settings, agg_port, watcher, start_bridge):
-    from tests.bridge.fake_aggregator import FakeAggregator
+    from testkit.fake_aggregator import FakeAggregator
 
     bridge = start_bridge()
     wait_for(lambda: bridge.ctx.link.connected, timeout=10)

@@ -11,11 +11,11 @@ import pytest
 from bridge.discovery import DiscoveryBuilder
 from bridge.ha_payloads import HaCommandError, ha_cover_state, ha_light_state, translate_ha_command
 from shared.topics import Topics
+from testkit.example import example_document
+from testkit.helpers import wait_for
+from testkit.mqtt_watch import Watcher
 from tests.bridge.conftest import BASE
 from tests.bridge.ha_discovery_check import problems
-from tests.bridge.mqtt_watch import Watcher
-from tests.conftest import example_document
-from tests.helpers import wait_for
 
 STATUS = f"{BASE}/status"
 

@@ -6,7 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from shared.logs import current_command_id
-from tests.helpers import wait_for
+from testkit.helpers import wait_for
 
 
 def test_a_reading_set_on_the_board_reaches_rest_and_events(board) -> None:

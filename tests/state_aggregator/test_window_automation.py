@@ -23,11 +23,11 @@ import requests
 
 from shared.api_token import ENV_NAME
 from shared.config import settings_from_dict
-from tests.conftest import deep_merge, example_document
-from tests.firmware.emulator_process import EmulatorProcess
-from tests.helpers import TEST_API_TOKEN, wait_for
+from testkit.emulator_process import EmulatorProcess
+from testkit.example import deep_merge, example_document
+from testkit.helpers import TEST_API_TOKEN, wait_for
+from testkit.service_process import ServiceProcess
 from tests.ml_inference.conftest import install_model
-from tests.ml_inference.process import ServiceProcess
 from tests.state_aggregator.conftest import AggregatorUnderTest, EventTap, service_ports
 
 BOARD = "living_room_esp32"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import wait_for
+from testkit.helpers import wait_for
+from testkit.scripted_handler import ScriptedHandler
 from tests.state_aggregator.conftest import EventTap, service_ports
-from tests.state_aggregator.scripted_handler import ScriptedHandler
 
 
 @pytest.fixture
