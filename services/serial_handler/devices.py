@@ -50,3 +50,19 @@ def window_update(fields: dict[str, Any]) -> dict[str, Any]:
 
 def led_update(result: dict[str, Any]) -> dict[str, Any]:
     return {k: result[k] for k in LED_PROPERTIES if k in result}
+
+
+def led_report(report: Any) -> dict[str, Any]:
+    """The LED's state as a board reports it unasked (``status.led``): only the properties whose
+    value a board can really have (docs/serial-protocol.md, ``led``), so a garbled report
+    cannot put an LED into a state no command could."""
+    if not isinstance(report, dict):
+        return {}
+    checks = {
+        "state": lambda v: v in ("on", "off"),
+        "color": lambda v: isinstance(v, str) and len(v) == 7 and v[0] == "#"
+        and all(c in "0123456789abcdefABCDEF" for c in v[1:]),
+        "brightness": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255,
+        "blink": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10_000,
+    }
+    return {k: report[k] for k in LED_PROPERTIES if k in report and checks[k](report[k])}

@@ -30,6 +30,7 @@ from .commands import (
 from .devices import (
     ALERT_DEVICES,
     MOTION_EVENTS,
+    led_report,
     led_update,
     sensor_updates,
     window_update,
@@ -199,7 +200,11 @@ class SerialHandler:
         elif kind == "error" and message.id is None:
             self._record("BOARD_ERROR", f"board {board}: {message.get('error')}: {message.get('message', '')}",
                          "warning", board=board)
-        elif kind == "hello" and message.id is None:
+        if kind in ("hello", "status"):
+            led = led_report(message.get("led"))  # the LED's real state, from boot on
+            for device in self.devices.of_type(board, "led") if led else ():
+                self._update(device, led, now)
+        if kind == "hello" and message.id is None:
             log.info("board %s booted: fw %s, reset cause %s", board, message.get("fw"),
                      message.get("reset_cause"))
 
