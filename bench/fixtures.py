@@ -27,8 +27,8 @@ import requests
 
 from bench.harness import Context, NotAvailable
 from shared.api_token import ApiToken, resolve
-from tests.helpers import free_port, wait_for
-from tests.support.broker import MosquittoBroker, find_mosquitto
+from testkit.broker import MosquittoBroker, find_mosquitto
+from testkit.helpers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -375,9 +375,9 @@ def free_ports(count: int) -> list[int]:
 
 
 def start_browser(ctx: Context) -> Any:
-    """Debian's chromium under playwright-core (tests/support/browser.py), tracked as ``browser``
+    """Debian's chromium under playwright-core (testkit/browser.py), tracked as ``browser``
     (the driver and every chromium process under it)."""
-    from tests.support.browser import Browser, missing
+    from testkit.browser import Browser, missing
 
     if problem := missing():
         raise NotAvailable(problem)

@@ -15,7 +15,7 @@ from services.state_aggregator.history import (
     reading_of,
     thin,
 )
-from tests.helpers import wait_for
+from testkit.helpers import wait_for
 from tests.state_aggregator.conftest import service_ports
 
 T0 = 1_800_000_000.0  # a round epoch: slots of 10 s start on it

@@ -1,5 +1,5 @@
 """The status page (GET / on the aggregator) in a real browser, against the connector with an
-emulated board: Debian's chromium driven by playwright-core (tests/support/browser.py). One
+emulated board: Debian's chromium driven by playwright-core (testkit/browser.py). One
 stack and one browser session for the whole module; the checks run in order on the same page.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.helpers import wait_for
-from tests.support.browser import Browser, missing
-from tests.support.connector import BOARD, ConnectorStack
+from testkit.browser import Browser, missing
+from testkit.connector import BOARD, ConnectorStack
+from testkit.helpers import wait_for
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(missing() == "node is not installed", reason="node is not installed")]

@@ -1,6 +1,6 @@
 """A real browser for tests and the bench: Debian's ``chromium`` driven by ``playwright-core``
 (npm, installed under ``.browser/`` by ``scripts/ensure-chromium``, which ``make test`` runs)
-through a small Node program, tests/support/browser_driver.mjs, one JSON line each way.
+through a small Node program, testkit/browser_driver.mjs, one JSON line each way.
 
     with Browser() as browser:
         browser.open("http://127.0.0.1:5003/")
@@ -20,7 +20,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from testkit.example import ROOT
+
 PLAYWRIGHT = ROOT / ".browser" / "node_modules" / "playwright-core"
 DRIVER = Path(__file__).resolve().parent / "browser_driver.mjs"
 

@@ -1,4 +1,4 @@
-// A real browser for the Python side (tests/support/browser.py): Debian's chromium driven by
+// A real browser for the Python side (testkit/browser.py): Debian's chromium driven by
 // playwright-core, one JSON request per stdin line, one JSON answer per stdout line.
 //
 //   node browser_driver.mjs <playwright-core dir> <chromium binary>
