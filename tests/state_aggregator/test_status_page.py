@@ -145,3 +145,16 @@ def test_nothing_left_loopback_and_the_console_stayed_clean(page):
     assert problems == [], json.dumps(problems, indent=1)
     assert log["pageErrors"] == []
 
+
+
+def test_a_command_the_board_never_acknowledges_shows_a_timeout_where_it_was_given(stack, page):
+    # After the clean-console check: the browser logs the 504 as a failed resource, rightly.
+    assert stack.emulator.control({"fault": "noack"})["ok"]
+    try:
+        page.call("click", selector='.row[data-id="living_led"] button')
+        status = page.wait(f"(s => s.classList.contains('bad') && s.textContent)"
+                           f"({row('living_led')}.querySelector('.cmd'))", timeout=30)
+        assert status.startswith("✗ timeout"), status
+        assert page.eval(f"{row('living_window')}.querySelector('.cmd').textContent").startswith("✓ success")
+    finally:
+        assert stack.emulator.control({"fault": "clear"})["ok"]
