@@ -23,6 +23,7 @@ from jsonschema.exceptions import ValidationError
 
 from shared import api_token as tokens
 from shared.api_token import ApiToken, TokenError
+from shared.devices import DEVICE_TYPES, automation_inputs
 
 SCHEMA_PATH = Path(__file__).with_name("instance.schema.json")
 CONNECTOR_TYPE = "sensor-hub"
@@ -38,8 +39,6 @@ DEFAULT_PORTS = {
 # Which service owns a device, by the key its source names.
 SOURCE_OWNERS = {"board": "serial_handler", "endpoint": "http_poller", "automation": "ml_inference"}
 
-DEVICE_TYPES: tuple[str, ...] = tuple(
-    json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))["$defs"]["device"]["properties"]["type"]["enum"])
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _FALSE = {"0", "false", "no", "off"}
 _TRUE = {"1", "true", "yes", "on"}
@@ -575,7 +574,7 @@ def cross_field_problems(doc: dict[str, Any], instance_name: str | None = None,
             for role, ref in sensors.items():
                 if not isinstance(ref, str):
                     continue
-                wanted = "temperature" if role == "outdoor_temperature" else role
+                wanted = automation_inputs()[role][0] if role in automation_inputs() else role
                 if ref not in device_types:
                     problems.append(f"config.window_automations[{ai}].sensors.{role}: {ref!r} is not a "
                                     "configured device")
