@@ -41,6 +41,22 @@ def test_every_payload_validates_against_the_documented_keys(bridge_settings):
         assert payload["origin"]["name"] == "sensor-hub"
 
 
+def test_sensor_entities_come_from_the_registry_and_sound_is_dbfs(bridge_settings):
+    from shared.devices import device_type
+
+    configs = build(bridge_settings())
+    sensors = [p for t, p in configs.items() if "/sensor/" in t]
+    assert sensors
+    for payload in sensors:
+        assert payload["state_class"] == "measurement" and payload["unit_of_measurement"]
+    sound = [p for p in sensors if p["state_topic"].endswith("/state/sound_level")]
+    assert sound, "the test instance has a sound level device"
+    for payload in sound:  # dBFS is no sound pressure: announced without a device class
+        assert "device_class" not in payload and payload["unit_of_measurement"] == "dBFS"
+    temperature = next(p for p in sensors if p["state_topic"].endswith("/state/temperature"))
+    assert temperature["device_class"] == device_type("temperature").main.ha.device_class
+
+
 def test_unique_ids_are_stable_and_one_device_per_board_or_endpoint(bridge_settings):
     first, second = build(bridge_settings()), build(bridge_settings())
     assert [p["unique_id"] for p in first.values()] == [p["unique_id"] for p in second.values()]
