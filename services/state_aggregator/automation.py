@@ -34,6 +34,7 @@ from typing import Any
 
 from shared.commands import Command, CommandError, bounded_id
 from shared.config import AutomationSpec, DeviceSpec
+from shared.devices import automation_inputs
 from shared.sse import now_iso
 from shared.web import ErrorLog
 
@@ -50,10 +51,9 @@ DEBOUNCE_S = 0.02
 RETRY_S = 5.0
 """While paused, ml_inference is asked again this often (or at the interval, if that is shorter)."""
 EVALUATE_TIMEOUT_S = 3.0
-# sensor role -> the state property that carries its reading
-INPUT_PROPERTY = {"temperature": "temperature", "humidity": "humidity", "outdoor_temperature": "temperature",
-                  "motion": "motion", "sound_level": "sound_level"}
-REQUIRED_INPUTS = ("temperature", "humidity")
+# sensor role -> the state property that carries its reading (the registry's automation inputs)
+INPUT_PROPERTY = {role: spec.prop for role, (_, spec) in automation_inputs().items()}
+REQUIRED_INPUTS = tuple(role for role, (_, spec) in automation_inputs().items() if spec.required)
 
 STARTING, RUNNING, WAITING, PAUSED, STOPPED = "starting", "running", "waiting", "paused", "stopped"
 
