@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .inputs import FEATURES, TRAINING_RANGE, WindowInputs, features
+from .inputs import BOOLEAN, FEATURES, INPUTS, OPTIONAL, TRAINING_RANGE, WindowInputs, features
 from .model import WindowModel, save_model
 from .rule import comfort_rule
 
@@ -30,8 +30,8 @@ SAMPLES = 24_000
 STEPS = 1_000
 BATCH = 1_024
 LEARNING_RATE = 2e-2
-MISSING = {"outdoor_temperature": 0.25, "motion": 0.15, "sound_level": 0.15, "position": 0.2}
-"""How often each optional input is left out of a sample: the model must know "unknown"."""
+MISSING = {name: INPUTS[name].missing for name in OPTIONAL}
+"""How often each optional input is left out of a sample (the registry says): the model must know "unknown"."""
 
 
 def sample_inputs(rng: random.Random) -> WindowInputs:
@@ -46,13 +46,20 @@ def sample_inputs(rng: random.Random) -> WindowInputs:
     outdoor = temperature + rng.uniform(-12.0, 8.0) if rng.random() < 0.6 else \
         rng.uniform(*TRAINING_RANGE["outdoor_temperature"])
     outdoor = min(max(outdoor, TRAINING_RANGE["outdoor_temperature"][0]), TRAINING_RANGE["outdoor_temperature"][1])
-    return WindowInputs(
+    values = dict(
         temperature=temperature, humidity=humidity,
         outdoor_temperature=maybe("outdoor_temperature", outdoor),
         motion=maybe("motion", rng.random() < 0.5),
         sound_level=maybe("sound_level", rng.uniform(*TRAINING_RANGE["sound_level"])),
         position=maybe("position", rng.choice([0.0, 100.0]) if rng.random() < 0.3 else rng.uniform(0.0, 100.0)),
     )
+    # Any other input of the registry (a CO2 level...): drawn evenly across its training range.
+    for name in OPTIONAL:
+        if name not in values:
+            spec = INPUTS[name]
+            value = rng.random() < 0.5 if spec.kind == BOOLEAN else rng.uniform(*TRAINING_RANGE[name])
+            values[name] = maybe(name, value)
+    return WindowInputs(**values)
 
 
 def dataset(samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
