@@ -58,7 +58,7 @@ class InvalidInput(ValueError):
 
 class WindowInputs:
     """The inputs of one question to the model, by name (``FIELDS``); a missing optional input is
-    None: ``inputs.temperature``, ``inputs.get("co2")``. Immutable."""
+    None: ``inputs.temperature``, ``inputs.get("sound_level")``. Immutable."""
 
     __slots__ = ("_values",)
 
