@@ -252,6 +252,13 @@ DEVICE_TABLE: tuple[DeviceType, ...] = (
             ha=HaSensor("battery", "%"),
             extra=(StateProperty("voltage", NUMBER, "V", board=SensorField("battery_v", "number", 0, 6),
                                  ha=HaSensor("voltage", "V")),)),
+    # Sensirion SCD40 (photoacoustic NDIR, I2C) on a board: 0..40000 ppm; indoor air is stuffy
+    # above about 1000 ppm (outdoor air is about 420), so it is a reason of its own to air the room.
+    _sensor("co2", "carbon dioxide concentration", "ppm", range=(0.0, 40_000.0),
+            board=SensorField("co2", "int", 0, 40_000), ha=HaSensor("carbon_dioxide", "ppm"),
+            inputs=(AutomationInput("co2", "co2", "CO2 device (a stuffy room opens the window).",
+                                    range=(0.0, 40_000.0), unit="ppm", training=(400.0, 2500.0),
+                                    scale=(1000.0, 600.0), airing=(1000.0, 1600.0), missing=0.4),)),
     DeviceType("window", "a window motor (0 closed .. 100 open)", "cover", (
         StateProperty("position", INTEGER, "%", PERCENT),
         StateProperty("target", INTEGER, "%", PERCENT),

@@ -49,7 +49,7 @@ SENSOR_UNITS = {"temperature": {"°C", "°F", "K"}, "humidity": {"%"}, "battery"
                 "voltage": {"V", "mV", "µV", "kV", "MV"}, "pressure": {"Pa", "kPa", "hPa", "bar", "cbar", "mbar",
                                                                       "mmHg", "inHg", "psi"},
                 "atmospheric_pressure": {"cbar", "bar", "hPa", "mmHg", "inHg", "kPa", "mbar", "Pa", "psi"},
-                "illuminance": {"lx"}, "sound_pressure": {"dB", "dBA"}}
+                "illuminance": {"lx"}, "sound_pressure": {"dB", "dBA"}, "carbon_dioxide": {"ppm"}}
 STATE_CLASSES = {"measurement", "total", "total_increasing", "measurement_angle"}
 BINARY_CLASSES = {"motion", "occupancy", "door", "window", "opening", "presence", "problem", "connectivity"}
 COVER_CLASSES = {"awning", "blind", "curtain", "damper", "door", "garage", "gate", "shade", "shutter", "window"}

@@ -57,6 +57,19 @@ def test_sensor_entities_come_from_the_registry_and_sound_is_dbfs(bridge_setting
     assert temperature["device_class"] == device_type("temperature").main.ha.device_class
 
 
+def test_a_co2_device_is_announced_as_carbon_dioxide_in_ppm(bridge_settings):
+    from tests.conftest import example_document
+
+    devices = example_document()["devices"] + [
+        {"device_id": "living_co2", "name": "Living room CO2", "type": "co2", "source": {"board": "living_room_esp32"}}]
+    configs = build(bridge_settings(overrides={"devices": devices}))
+    [(topic, payload)] = [(t, p) for t, p in configs.items() if "living_co2" in t]
+    assert problems(topic, payload) == [] and topic.split("/")[1] == "sensor"
+    assert (payload["device_class"], payload["unit_of_measurement"], payload["state_class"]) == \
+        ("carbon_dioxide", "ppm", "measurement")
+    assert payload["state_topic"].endswith("/devices/living_co2/state/co2")
+
+
 def test_unique_ids_are_stable_and_one_device_per_board_or_endpoint(bridge_settings):
     first, second = build(bridge_settings()), build(bridge_settings())
     assert [p["unique_id"] for p in first.values()] == [p["unique_id"] for p in second.values()]

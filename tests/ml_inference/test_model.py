@@ -52,6 +52,14 @@ def test_cold_keeps_the_window_closed(model):
     assert ask(model, temperature=21.0, humidity=45.0, outdoor_temperature=15.0, position=50.0)[0] < 10
 
 
+def test_a_stuffy_room_opens_the_window(model):
+    # co2 is an input only because the registry declares it (shared/devices.py, airing 1000..1600 ppm).
+    stuffy, confidence = ask(model, temperature=21.0, humidity=45.0, co2=1800.0, motion=False, sound_level=-60.0)
+    assert stuffy > 85 and confidence > 0.6
+    assert ask(model, temperature=21.0, humidity=45.0, co2=600.0, motion=False, sound_level=-60.0)[0] < 10
+    assert ask(model, temperature=16.0, humidity=45.0, co2=1800.0)[0] < 15  # too cold to air
+
+
 def test_warmer_outside_does_not_open_for_heat(model):
     assert ask(model, temperature=27.0, humidity=50.0, outdoor_temperature=31.0)[0] < 10
 

@@ -85,3 +85,16 @@ def test_on_off_words_are_one_set(word, meaning):
 def test_colour_pattern_is_shared():
     assert devices.COLOR.match("#A0b1C2") and not devices.COLOR.match("#abc")
     assert normalize_command("led", {"color": "#A0B1C2"}) == {"color": "#a0b1c2"}
+
+
+def test_the_instance_config_takes_a_co2_device_as_an_automation_input():
+    from shared.config import validate_document
+    from tests.conftest import example_document
+
+    doc = example_document()
+    doc["devices"].append({"device_id": "living_co2", "type": "co2", "source": {"board": "living_room_esp32"}})
+    doc["config"]["window_automations"][0]["sensors"]["co2"] = "living_co2"
+    assert validate_document(doc) == []
+    doc["config"]["window_automations"][0]["sensors"]["co2"] = "living_temperature"
+    [problem] = validate_document(doc)
+    assert "sensors.co2: 'living_temperature' is a temperature device, expected a co2 device" in problem
