@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from .inputs import BOOLEAN, FEATURES, INPUTS, OPTIONAL, TRAINING_RANGE, WindowInputs, features
-from .model import WindowModel, save_model
+from .model import DEFAULT_TEACHER, WindowModel, save_model
 from .rule import comfort_rule
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def train_default(seed: int = SEED, samples: int = SAMPLES, steps: int = STEPS) 
             predicted_position, _ = model(x)
             mae = float((predicted_position / 100.0 - position).abs().mean() * 100.0)
     # Only what the weights depend on goes into the file (no timing): the same seed gives the same bytes.
-    facts = {"teacher": "comfort rule v1 (services/ml_inference/rule.py)", "seed": seed, "samples": samples,
+    facts = {"teacher": f"{DEFAULT_TEACHER} v1 (services/ml_inference/rule.py)", "seed": seed, "samples": samples,
              "steps": steps, "final_loss": round(float(loss.detach()), 6), "mean_abs_error_pct": round(mae, 3),
              "torch": str(torch.__version__), "features": list(FEATURES)}
     log.info("trained the default window model in %.1f s (mean error %.2f %%)", time.perf_counter() - started, mae)

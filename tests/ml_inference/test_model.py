@@ -183,3 +183,27 @@ def test_without_a_bundled_model_a_missing_file_is_trained(tmp_path: Path, defau
     recommender.load()
     assert recommender.ready
     assert target.read_bytes() == default_model.read_bytes()  # the same seed: the same weights
+
+
+def test_default_weights_of_another_version_are_replaced_but_a_model_of_your_own_is_not(tmp_path: Path,
+                                                                                      default_model: Path):
+    from services.ml_inference.recommender import Recommender
+    from shared.config import MlSettings
+
+    content = torch.load(default_model, weights_only=True)
+    content["features"] = [f for f in FEATURES if not f.startswith("co2")]  # before the registry had co2
+    target = tmp_path / "models" / "window.pt"
+    target.parent.mkdir()
+    torch.save(content, target)
+    recommender = Recommender(MlSettings(model_path=target, bundled_model=default_model))
+    recommender.load()
+    assert recommender.ready and recommender.info()["created_default"] is True
+    assert target.read_bytes() == default_model.read_bytes()
+
+    content["trained"] = {"teacher": "three winters of my own living room"}
+    torch.save(content, target)
+    before = target.read_bytes()
+    refused = Recommender(MlSettings(model_path=target, bundled_model=default_model))
+    refused.load()
+    assert not refused.ready and "trained on the features" in refused.health()[1]
+    assert target.read_bytes() == before  # someone's own model is never overwritten
