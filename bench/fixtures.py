@@ -27,8 +27,8 @@ import requests
 
 from bench.harness import Context, NotAvailable
 from shared.api_token import ApiToken, resolve
-from tests.helpers import free_port, wait_for
-from tests.support.broker import MosquittoBroker, find_mosquitto
+from testkit.broker import MosquittoBroker, find_mosquitto
+from testkit.helpers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable

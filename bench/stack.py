@@ -33,7 +33,7 @@ from bench.fixtures import (
 from bench.harness import Context, NotAvailable, SharedScope
 from shared.config import ConfigError, settings_from_dict
 from shared.topics import Topics
-from tests.helpers import free_port
+from testkit.helpers import free_port
 
 INSTANCE = "bench_hub"
 BASE = "IoT2mqtt"
@@ -144,7 +144,7 @@ class Stack:
             self.simulator = start_process(scope, "simulator", [
                 PYTHON, "-m", "firmware.emulator.network", "--profile", http.profile, "--port", str(simulator_port),
                 "--count", str(http.endpoints)], track="simulator")
-            from tests.helpers import wait_for
+            from testkit.helpers import wait_for
 
             wait_for(lambda: _answers(f"http://127.0.0.1:{simulator_port}/d0/_sim/state"), timeout=20,
                      interval=0.05, message="the network simulator")
@@ -168,7 +168,7 @@ class Stack:
 
     def wait_online(self, timeout: float = 60.0) -> None:
         """Every board's devices online as the aggregator sees them (a board says hello first)."""
-        from tests.helpers import wait_for
+        from testkit.helpers import wait_for
 
         wanted = {d["device_id"] for d in self.doc["devices"]}
 

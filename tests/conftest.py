@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,8 +13,9 @@ from hypothesis import settings as hypothesis_settings
 
 from shared.api_token import ENV_NAME
 from shared.config import Settings, settings_from_dict
-from tests.helpers import TEST_API_TOKEN, free_port
-from tests.support.broker import MosquittoBroker
+from testkit.broker import BROKERS, MosquittoBroker, make_broker
+from testkit.example import deep_merge, example_document
+from testkit.helpers import TEST_API_TOKEN, free_port
 
 # `make test` keeps property tests quick and deterministic on a loaded 2-core machine;
 # `make fuzz` runs the same properties with many more examples.
@@ -24,14 +24,6 @@ hypothesis_settings.register_profile("default", max_examples=200, deadline=None,
 hypothesis_settings.register_profile("fuzz", max_examples=20_000, deadline=None,
                                      suppress_health_check=[HealthCheck.too_slow])
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_INSTANCE = ROOT / "instances" / "sensor_hub_01.json"
-
-
-def example_document() -> dict[str, Any]:
-    """A fresh copy of the example instance, for tests to change."""
-    return json.loads(EXAMPLE_INSTANCE.read_text())
 
 
 @pytest.fixture
@@ -61,6 +53,17 @@ def mosquitto(mosquitto_session: MosquittoBroker) -> Iterator[MosquittoBroker]:
 def fresh_mosquitto() -> Iterator[MosquittoBroker]:
     """A broker of this test's own (clean retained store), on its own port."""
     broker = MosquittoBroker()
+    broker.start()
+    yield broker
+    broker.close()
+
+
+@pytest.fixture(params=sorted(BROKERS))
+def any_broker(request) -> Iterator:
+    """A fresh broker of the test's own, once per real broker the contract is tested against
+    (Mosquitto, nats-server's MQTT gateway; tests/support/broker.py). A module uses it by
+    overriding ``broker``: ``def broker(any_broker): return any_broker``."""
+    broker = make_broker(request.param)
     broker.start()
     yield broker
     broker.close()
@@ -126,12 +129,3 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         return settings_from_dict(merged, environment)
 
     return build
-
-
-def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            deep_merge(base[key], value)
-        else:
-            base[key] = value
-    return base

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from scripts.stop_on_fatal import fatal_program
 from shared.bridge_report import STALE_AFTER_S, bridge_notes, bridge_problems, broker_link, health_file
-from tests.conftest import ROOT
+from testkit.example import ROOT
 
 
 def test_a_fatal_event_names_the_program_and_others_are_ignored():

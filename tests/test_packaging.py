@@ -8,8 +8,8 @@ import json
 import pytest
 
 from shared.config import DEVICE_TYPES, validate_document
-from tests.conftest import ROOT
-from tests.support.setup_flow import default_answers, render_instance
+from testkit.example import ROOT
+from testkit.setup_flow import default_answers, render_instance
 
 
 def _flow() -> dict:

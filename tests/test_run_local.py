@@ -20,9 +20,9 @@ from bridge.bridge import SHUTDOWN_DEADLINE_S
 from scripts.run_local import plan, supervisord_config
 from shared.config import load_settings
 from shared.server import GRACEFUL_TIMEOUT_S
-from tests.bridge.mqtt_watch import Watcher
-from tests.conftest import ROOT, example_document
-from tests.helpers import free_port, wait_for
+from testkit.example import ROOT, example_document
+from testkit.helpers import free_port, wait_for
+from testkit.mqtt_watch import Watcher
 
 
 def _instance(tmp_path: Path) -> dict[str, str]:

@@ -1,11 +1,16 @@
-"""The test kit itself: the private broker restarts on its port; wait_for keeps its promises."""
+"""The test kit itself: the private broker restarts on its port; wait_for keeps its promises; and
+bench/ and tests/ share testkit/ without importing each other."""
 from __future__ import annotations
+
+import ast
+import re
 
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.helpers import WaitTimeout, wait_for
-from tests.support.broker import MosquittoBroker
+from testkit.broker import MosquittoBroker
+from testkit.example import ROOT
+from testkit.helpers import WaitTimeout, wait_for
 
 
 def _connect(port: int, name: str) -> mqtt.Client:
@@ -72,7 +77,7 @@ def test_make_settings_overlays_the_example(make_settings):
 def test_a_persistent_broker_keeps_a_session_across_its_restart():
     # What the outage tests rely on: a subscriber that is away while the broker restarts still
     # gets what was published before it came back (its session and subscription were saved).
-    from tests.bridge.mqtt_watch import Watcher
+    from testkit.mqtt_watch import Watcher
 
     broker = MosquittoBroker(persistence=True)
     broker.start()
@@ -94,3 +99,49 @@ def test_a_persistent_broker_keeps_a_session_across_its_restart():
             publisher.disconnect()
         watcher.stop()
         broker.close()
+
+
+# A module name as ``python -m`` takes it, e.g. a subprocess started with "-m", "tests.x.y".
+MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
+
+
+def _modules_used(source: str) -> set[str]:
+    """The absolute modules a source imports (``import a.b``, ``from a.b import c``), and the
+    dotted module names among its string constants (``python -m a.b`` in a subprocess's argv)."""
+    used: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            used.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            used.add(node.module)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_NAME.fullmatch(node.value):
+            used.add(node.value)
+    return used
+
+
+def _reaching(package: str, forbidden: set[str]) -> list[str]:
+    """``path: module`` for every use, by a module under ``package/``, of a ``forbidden`` top-level package."""
+    found = []
+    files = sorted((ROOT / package).rglob("*.py"))
+    assert files, f"no module under {package}/"
+    for path in files:
+        for module in _modules_used(path.read_text(encoding="utf-8")):
+            if module.split(".")[0] in forbidden:
+                found.append(f"{path.relative_to(ROOT)}: {module}")
+    return found
+
+
+def test_the_scan_sees_imports_and_module_launches():
+    source = ("import tests.helpers\nfrom bench.harness import Scenario\nfrom . import sibling\n"
+              "argv = ['python', '-m', 'tests.thing']\nwords = 'tests. and bench'\n")
+    assert _modules_used(source) == {"tests.helpers", "bench.harness", "tests.thing"}
+
+
+def test_bench_never_imports_tests():
+    # The benchmarks' support code lives in testkit/, not in the test suite (tests/bench may
+    # import bench: bench is what those tests test).
+    assert _reaching("bench", {"tests"}) == []
+
+
+def test_testkit_imports_neither_tests_nor_bench():
+    assert _reaching("testkit", {"tests", "bench"}) == []

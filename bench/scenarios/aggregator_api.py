@@ -1,7 +1,7 @@
 """state_aggregator with 1,000 registered devices: its REST reads and its event fan-out.
 
 The devices belong to 200 boards (5 devices each). A scripted handler process
-(``python -m tests.state_aggregator.scripted_handler``, the test kit's handler API on loopback)
+(``python -m testkit.scripted_handler``, the test kit's handler API on loopback)
 plays serial_handler for all of them, so the figures are the aggregator's own, not a board's:
 the aggregator is the real ``python -m services.state_aggregator`` under gunicorn.
 
@@ -24,10 +24,10 @@ from bench.harness import Context, Sample, Scenario, Session, at_least, at_most
 from bench.load import hammer
 from bench.stack import instance_document
 from shared.sse import Event, EventFollower
-from tests.helpers import wait_for
+from testkit.helpers import wait_for
 
 BOARDS = 200  # x 5 devices = 1,000
-PARTS = ("services/state_aggregator/__main__.py", "tests/state_aggregator/scripted_handler.py")
+PARTS = ("services/state_aggregator/__main__.py", "testkit/scripted_handler.py")
 
 
 class Rig:
@@ -41,7 +41,7 @@ class Rig:
         port = self.doc["config"]["services"]["serial_handler"]["port"]
         self.handler_url = f"http://127.0.0.1:{port}"
         self.handler = start_process(session, "scripted handler", [
-            PYTHON, "-m", "tests.state_aggregator.scripted_handler", str(port),
+            PYTHON, "-m", "testkit.scripted_handler", str(port),
             str(instances / f"{self.doc['instance_id']}.json")])
 
         def handler_up() -> bool:

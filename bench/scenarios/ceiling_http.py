@@ -7,7 +7,7 @@ import requests
 from bench.fixtures import PYTHON, free_ports, start_process
 from bench.harness import Context, Sample, Scenario
 from bench.load import hammer
-from tests.helpers import wait_for
+from testkit.helpers import wait_for
 
 
 def setup(ctx: Context) -> str:

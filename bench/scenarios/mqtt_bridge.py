@@ -25,8 +25,8 @@ from bench.stack import Stack, shared_stack
 from shared.config import settings_from_dict
 from shared.sse import EventPublisher
 from shared.topics import Topics
-from tests.conftest import example_document
-from tests.helpers import free_port
+from testkit.example import example_document
+from testkit.helpers import free_port
 
 INSTANCE = "sensor_hub_01"
 
@@ -85,7 +85,7 @@ class BridgeAlone:
     """Broker + an aggregator-shaped HTTP server in this process + the bridge as a process."""
 
     def __init__(self, session) -> None:
-        from tests.bridge.fake_aggregator import FakeAggregator  # the tests' aggregator stand-in
+        from testkit.fake_aggregator import FakeAggregator  # the tests' aggregator stand-in
 
         require_files("mqtt_bridge.py")
         doc = copy.deepcopy(example_document())

@@ -27,7 +27,7 @@ from bench.fixtures import (
 )
 from bench.harness import Context, Sample, Scenario, at_most
 from shared.sse import Event, EventFollower
-from tests.helpers import wait_for
+from testkit.helpers import wait_for
 
 BOARDS = 4
 QUIET_MS = 60_000

@@ -201,12 +201,13 @@ SENSOR_FIELDS: dict[str, _Spec] = {name: (prop.board.kind, prop.board.low, prop.
 # type -> (required fields, optional fields); sensor readings are handled apart (nullable).
 _SCHEMAS: dict[str, tuple[dict[str, _Spec], dict[str, _Spec]]] = {
     "hello": ({"board_id": TEXT}, {"fw": TEXT, "protocol": ("int", 0, None), "caps": ("list", None, None),
-                                   "interval_ms": ("int", 1, None), "reset_cause": TEXT, "uptime_s": UPTIME}),
+                                   "interval_ms": ("int", 1, None), "reset_cause": TEXT, "uptime_s": UPTIME,
+                                   "led": DICT}),
     "sensor": ({}, {"uptime_s": UPTIME, "ts": ("number", 0, None)}),
     "event": ({"event": TEXT}, {"uptime_s": UPTIME, "data": DICT}),
     "window": ({"position": PERCENT}, {"target": PERCENT, "moving": BOOL, "stopped": TEXT}),
     "status": ({}, {"uptime_s": UPTIME, "free_mem": ("int", 0, None), "sensor_errors": DICT,
-                    "interval_ms": ("int", 1, None), "deep_sleep": BOOL}),
+                    "interval_ms": ("int", 1, None), "deep_sleep": BOOL, "led": DICT}),
     "alert": ({"alert": TEXT, "active": BOOL}, {"value": NUMBER, "threshold": NUMBER, "sensor": TEXT,
                                                 "message": TEXT}),
     "ack": ({"id": ("text", None, MAX_ID), "ok": BOOL}, {"error": ("text", None, 1000), "result": DICT}),

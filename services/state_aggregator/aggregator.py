@@ -17,9 +17,9 @@ from typing import Any
 
 from shared.bridge_report import broker_link
 from shared.config import SOURCE_OWNERS, DeviceSpec, Settings
+from shared.error_log import ErrorLog
 from shared.sse import Event, EventPublisher, now_iso
 from shared.stream_positions import StreamPositions
-from shared.web import ErrorLog
 
 from .automation import WindowAutomations
 from .cache import CacheEntry, Freshness, TtlCache

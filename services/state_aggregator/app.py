@@ -6,19 +6,19 @@ from typing import Any
 from flask import Flask, Response, request
 
 from shared.bridge_report import broker_link
-from shared.commands import CommandError, decode_payload
+from shared.commands import decode_payload
 from shared.config import DEVICE_TYPES, Settings
+from shared.errors import InvalidRequest
+from shared.metrics import Metrics
 from shared.web import (
-    ApiError,
-    Metrics,
     install_api_token,
     install_error_handlers,
     install_instance_header,
+    install_metrics,
     json_response,
 )
 
 from .aggregator import SERVICE, StateAggregator
-from .registry import UnknownDevice, UnknownGroup
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -31,7 +31,7 @@ def _flag(name: str) -> bool | None:
         return True
     if raw.lower() in _FALSE:
         return False
-    raise ApiError("INVALID_VALUE", f"?{name}= takes true or false, not {raw!r}", 400)
+    raise InvalidRequest("INVALID_VALUE", f"?{name}= takes true or false, not {raw!r}")
 
 
 def _connected_gauge(connected: bool | None) -> float:
@@ -53,7 +53,7 @@ def create_app(settings: Settings, aggregator: StateAggregator | None = None) ->
     install_instance_header(app, settings.instance_id)
     install_api_token(app, settings.api_token)
     metrics = Metrics(SERVICE)
-    metrics.install(app)
+    install_metrics(app, metrics)
     metrics.gauge_function("devices_online", "Devices online", lambda: aggregator.registry.counts()["online"])
     metrics.gauge_function("event_clients", "Connected /events clients",
                            lambda: aggregator.publisher.stats()["clients"])
@@ -61,20 +61,6 @@ def create_app(settings: Settings, aggregator: StateAggregator | None = None) ->
     metrics.gauge_function("cache_refreshes", "Cache refreshes", lambda: aggregator.cache.stats()["refreshes"])
     metrics.gauge_function("mqtt_broker_connected", "The bridge's broker link: 1 up, 0 down, NaN no current report",
                            lambda: _connected_gauge(broker_link(settings.run_dir)["connected"]))
-
-    @app.errorhandler(UnknownDevice)
-    def _unknown_device(exc: UnknownDevice) -> Response:
-        return json_response({"error": "UNKNOWN_DEVICE", "message": f"No device {exc.device_id!r} in this "
-                              "instance.", "known": exc.known}, 404)
-
-    @app.errorhandler(UnknownGroup)
-    def _unknown_group(exc: UnknownGroup) -> Response:
-        return json_response({"error": "UNKNOWN_GROUP", "message": f"No group {exc.group_id!r} in this "
-                              "instance.", "known": exc.known}, 404)
-
-    @app.errorhandler(CommandError)
-    def _command_error(exc: CommandError) -> Response:
-        return json_response(exc.to_dict(), exc.status)
 
     @app.get("/health")
     def health() -> Response:
@@ -85,8 +71,8 @@ def create_app(settings: Settings, aggregator: StateAggregator | None = None) ->
     def devices() -> Response:
         device_type = request.args.get("type") or None
         if device_type is not None and device_type not in DEVICE_TYPES:
-            raise ApiError("INVALID_VALUE", f"?type={device_type} is not a device type",
-                           400, known=list(DEVICE_TYPES))
+            raise InvalidRequest("INVALID_VALUE", f"?type={device_type} is not a device type",
+                                 known=list(DEVICE_TYPES))
         include = request.args.get("include", "")
         views = aggregator.device_views(include_state="state" in include.split(","),
                                         type=device_type, online=_flag("online"))

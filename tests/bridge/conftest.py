@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from bridge.bridge import MqttBridge
-from tests.bridge.fake_aggregator import FakeAggregator
-from tests.bridge.mqtt_watch import Watcher
+from testkit.broker import MosquittoBroker
+from testkit.fake_aggregator import FakeAggregator
+from testkit.helpers import free_port
+from testkit.mqtt_watch import Watcher
 from tests.conftest import Started
-from tests.helpers import free_port
-from tests.support.broker import MosquittoBroker
 
 BASE = "IoT2mqtt/v1/instances/sensor_hub_01"
 
@@ -43,7 +43,7 @@ def bridge_settings(make_settings, broker, agg_port):
         environment = {"MQTT_HOST": "127.0.0.1", "MQTT_PORT": str(target.port)}
         environment.update(env or {})
         doc = {"update_interval": 60, "config": {"services": {"state_aggregator": {"port": agg_port}}}}
-        from tests.conftest import deep_merge
+        from testkit.example import deep_merge
         deep_merge(doc, overrides or {})
         return make_settings(doc, env=environment)
     return build

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from testkit.connector import ConnectorStack
+from testkit.helpers import wait_for
+from testkit.mqtt_watch import Watcher
 from tests.bridge.conftest import BASE
-from tests.bridge.mqtt_watch import Watcher
-from tests.helpers import wait_for
-from tests.support.connector import ConnectorStack
 
 STATUS = f"{BASE}/status"
 

@@ -10,8 +10,8 @@ from services.state_aggregator.aggregator import StateAggregator
 from services.state_aggregator.app import create_app
 from shared.config import Settings
 from shared.server import ThreadedServer, run_in_thread
+from testkit.helpers import free_port, wait_for
 from tests.bridge.conftest import BASE
-from tests.helpers import free_port, wait_for
 
 STATUS = f"{BASE}/status"
 

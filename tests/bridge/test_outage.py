@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from testkit.broker import MosquittoBroker
+from testkit.example import ROOT, example_document
+from testkit.fake_aggregator import FakeAggregator
+from testkit.helpers import wait_for
+from testkit.mqtt_watch import Watcher
 from tests.bridge.conftest import BASE
-from tests.bridge.fake_aggregator import FakeAggregator
-from tests.bridge.mqtt_watch import Watcher
-from tests.conftest import ROOT, example_document
-from tests.helpers import wait_for
-from tests.support.broker import MosquittoBroker
 
 STATUS = f"{BASE}/status"
 EVENTS = f"{BASE}/devices/living_motion/events"

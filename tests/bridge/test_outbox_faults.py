@@ -1,7 +1,7 @@
 """The outbox when its file fails: an unreadable file is set aside, a disk that refuses writes
 turns it into a bounded memory queue until the file can be written again. Real SQLite errors
 throughout: SQLite's own page limit answers SQLITE_FULL exactly as a full disk does, through the
-same code path (tests/support/full_disk.py); a directory where SQLite needs a file makes it
+same code path (testkit/full_disk.py); a directory where SQLite needs a file makes it
 unable to open one. tests/chaos/test_bridge_faults.py does the same to a running bridge."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bridge.outbox import CORRUPT, DISK_FULL, KEEP, NOT_WRITABLE, Outbox
-from tests.support.full_disk import outbox_disk_full
+from testkit.full_disk import outbox_disk_full
 
 
 class Reports:

@@ -12,10 +12,10 @@ from itertools import groupby
 
 from bridge.outbox import KEEP, STATE, Outbox
 from shared.sse import EventPublisher
+from testkit.example import ROOT
+from testkit.helpers import wait_for
+from testkit.mqtt_watch import Watcher
 from tests.bridge.conftest import BASE
-from tests.bridge.mqtt_watch import Watcher
-from tests.conftest import ROOT
-from tests.helpers import wait_for
 
 STATUS = f"{BASE}/status"
 STATE_TOPIC = f"{BASE}/devices/living_temperature/state"

@@ -6,11 +6,11 @@ import subprocess
 
 import pytest
 
+from testkit.broker import MosquittoBroker
+from testkit.certs import issue_server_cert, make_ca
+from testkit.helpers import wait_for
+from testkit.mqtt_watch import Watcher
 from tests.bridge.conftest import BASE
-from tests.bridge.mqtt_watch import Watcher
-from tests.helpers import wait_for
-from tests.support.broker import MosquittoBroker
-from tests.support.certs import issue_server_cert, make_ca
 
 USER, PASSWORD = "bridge", "s3cret-test-only"
 

@@ -1,5 +1,5 @@
 """Bad input, from an attacker or a broken controller, against the whole connector as real
-processes (tests/support/connector.py: an emulated board, the four services under gunicorn, the
+processes (testkit/connector.py: an emulated board, the four services under gunicorn, the
 bridge, Mosquitto): over MQTT through the bridge, and over REST to every service.
 
 Each bad command must get its exact error answer and cost nothing else: the valid command sent
@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from testkit.connector import AUTOMATION_SWITCH, ConnectorStack
+from testkit.helpers import authorization, wait_for
+from testkit.mqtt_watch import Watcher
 from tests.bridge.conftest import BASE
-from tests.bridge.mqtt_watch import Watcher
-from tests.helpers import authorization, wait_for
-from tests.support.connector import AUTOMATION_SWITCH, ConnectorStack
 
 MAX_LOG_LINE = 1_000
 DEEP = "[" * 10_000 + "]" * 10_000  # Python's JSON parser raises RecursionError near 1,000 levels

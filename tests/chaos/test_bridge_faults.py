@@ -18,13 +18,13 @@ import pytest
 
 from bridge.health import bridge_notes, bridge_problems
 from bridge.outbox import KEEP, Outbox
+from testkit.broker import MosquittoBroker
+from testkit.certs import issue_server_cert, make_ca
+from testkit.full_disk import fill, outbox_disk_full, tiny_filesystem
+from testkit.helpers import free_port, wait_for
+from testkit.mqtt_watch import Watcher
 from tests.bridge.conftest import BASE
-from tests.bridge.mqtt_watch import Watcher
 from tests.bridge.test_outage import spawn_bridge
-from tests.helpers import free_port, wait_for
-from tests.support.broker import MosquittoBroker
-from tests.support.certs import issue_server_cert, make_ca
-from tests.support.full_disk import fill, outbox_disk_full, tiny_filesystem
 
 STATUS = f"{BASE}/status"
 EVENTS = f"{BASE}/devices/living_motion/events"

@@ -1,8 +1,8 @@
 """kill -9 of the bridge, then of the aggregator, while a board keeps sending: nothing is lost
 (docs/reliability.md, row "resume"; docs/events.md, "Resuming and gaps").
 
-Every program is a real process (tests/support/connector.py): a private Mosquitto, the board's
-devices played on serial_handler's port by ``python -m tests.state_aggregator.scripted_handler``
+Every program is a real process (testkit/connector.py): a private Mosquitto, the board's
+devices played on serial_handler's port by ``python -m testkit.scripted_handler``
 (readings and button presses on demand, each with a unique mark), ``python -m
 services.state_aggregator`` under gunicorn and ``python mqtt_bridge.py``. A tap on the handler's
 own ``/events`` records every mark it sent. While marks flow the bridge, or the aggregator, is
@@ -26,11 +26,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from testkit.connector import ConnectorStack, _children
+from testkit.helpers import wait_for
+from testkit.mqtt_watch import Watcher
 from tests.bridge.conftest import BASE
-from tests.bridge.mqtt_watch import Watcher
-from tests.helpers import wait_for
 from tests.state_aggregator.conftest import EventTap
-from tests.support.connector import ConnectorStack, _children
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """Starvation of a service (docs/reliability.md, row "starvation"): clients that hold the
 server's threads, or try to. The real aggregator under gunicorn, in its own process as in
-production, in front of a scripted serial handler (tests/state_aggregator/scripted_handler.py).
+production, in front of a scripted serial handler (testkit/scripted_handler.py).
 
 200 connections sent half a header, 80 clients opened ``/events``: every one of the 64 threads
 was taken, ``/devices`` failed 6 of 6 and the bridge's commands timed out until they left. Now
@@ -29,10 +29,10 @@ import requests
 from shared.server import DEFAULT_THREADS, REQUEST_READ_TIMEOUT_S, stream_slots
 from shared.sse import EventFollower
 from shared.web import BODY_BYTES_MAX
-from tests.helpers import authorization, stop_process, wait_for
+from testkit.helpers import authorization, stop_process, wait_for
+from testkit.instance_dir import service_addresses, write_instance
+from testkit.scripted_handler import EXAMPLE_INSTANCE_ID, ScriptedHandler
 from tests.state_aggregator.conftest import SERIAL_DEVICES
-from tests.state_aggregator.scripted_handler import EXAMPLE_INSTANCE_ID, ScriptedHandler
-from tests.support.instance_dir import service_addresses, write_instance
 
 ROOT = Path(__file__).resolve().parents[2]
 HALF_HEADERS = 200

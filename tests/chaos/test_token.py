@@ -13,13 +13,13 @@ import requests
 
 from shared.api_token import ENV_NAME, FILE_NAME
 from shared.config import DEFAULT_PORTS
+from testkit.helpers import authorization, wait_for
+from testkit.instance_dir import service_addresses, write_instance
+from testkit.scripted_handler import ScriptedHandler
+from testkit.service_process import ServiceProcess
 from tests.conftest import Started
-from tests.helpers import authorization, wait_for
 from tests.ml_inference.conftest import install_model
-from tests.ml_inference.process import ServiceProcess
 from tests.state_aggregator.conftest import SERIAL_DEVICES
-from tests.state_aggregator.scripted_handler import ScriptedHandler
-from tests.support.instance_dir import service_addresses, write_instance
 
 # A command each service refuses for want of a token, or (with it) answers 404: it changes nothing.
 UNKNOWN_COMMAND = {"serial_handler": "/sensor/nope/cmd", "http_poller": "/sensor/nope/cmd",

@@ -1,7 +1,7 @@
 """kill -9 of a service's gunicorn worker alone, as an out-of-memory kill would: its master
 starts another, which opens the board again and serves as before (docs/reliability.md).
 
-The whole chain is real processes (tests/support/connector.py): an emulated board on a pty,
+The whole chain is real processes (testkit/connector.py): an emulated board on a pty,
 the serial handler, the aggregator and the bridge under a private Mosquitto. The aggregator's
 worker is killed in tests/chaos/test_resume.py, with every event counted.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import authorization, wait_for
-from tests.support.connector import ConnectorStack, _children, _running
+from testkit.connector import ConnectorStack, _children, _running
+from testkit.helpers import authorization, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -23,12 +23,12 @@ from typing import Any
 import pytest
 
 from scripts.image import DockerEngine, build, connect_engine
-from tests.bridge.mqtt_watch import Watcher
-from tests.conftest import ROOT
-from tests.firmware.emulator_process import EmulatorProcess
-from tests.helpers import free_port, wait_for
-from tests.support.broker import MosquittoBroker
-from tests.support.setup_flow import default_answers, render_instance
+from testkit.broker import MosquittoBroker
+from testkit.emulator_process import EmulatorProcess
+from testkit.example import ROOT
+from testkit.helpers import free_port, wait_for
+from testkit.mqtt_watch import Watcher
+from testkit.setup_flow import default_answers, render_instance
 
 IMAGE = "sensor-hub:test"
 DIALOUT_GID = 20  # Debian's dialout group, on the host and in the image

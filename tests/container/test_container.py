@@ -15,7 +15,8 @@ from collections.abc import Iterator
 import pytest
 
 from scripts.image import DockerEngine
-from tests.bridge.mqtt_watch import Watcher
+from testkit.helpers import wait_for
+from testkit.mqtt_watch import Watcher
 from tests.container.conftest import (
     PLATFORM_SHARED,
     Instance,
@@ -26,7 +27,6 @@ from tests.container.conftest import (
     wait_healthy,
     wait_online,
 )
-from tests.helpers import wait_for
 
 pytestmark = pytest.mark.container
 
@@ -105,7 +105,7 @@ def test_the_platforms_shared_folder_hides_nothing_of_ours(pair):
     listed = first.exec("ls", "/app/shared").split()
     assert sorted(listed) == sorted(PLATFORM_SHARED)
     where = first.exec("python", "-c", "import shared.config as c; print(c.__file__)").strip()
-    assert where == "/opt/sensor-hub/app/shared/config.py"
+    assert where == "/opt/sensor-hub/app/shared/config/__init__.py"
 
 
 def test_programs_run_as_a_non_root_user_in_dialout(pair):

@@ -10,8 +10,9 @@ import urllib.request
 
 import pytest
 
-from tests.firmware.emulator_process import ROOT, EmulatorProcess, HostPort
-from tests.helpers import wait_for
+from testkit.emulator_process import EmulatorProcess, HostPort
+from testkit.example import ROOT
+from testkit.helpers import wait_for
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ from firmware.emulator.network import NetworkSimulator
 from services.http_poller.app import create_app
 from services.http_poller.poller import HttpPoller
 from shared.config import Settings
+from testkit.helpers import wait_for
+from testkit.served import ServedService
 from tests.conftest import Started
-from tests.helpers import wait_for
-from tests.support.served import ServedService
 
 
 def http_overlay(endpoints: dict[str, dict[str, Any]], devices: dict[str, dict[str, Any]]) -> dict[str, Any]:

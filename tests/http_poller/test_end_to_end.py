@@ -12,9 +12,9 @@ import pytest
 import requests
 
 from shared.sse import Event, EventFollower
-from tests.bridge.mqtt_watch import Watcher
-from tests.helpers import authorization, wait_for
-from tests.support.connector import ConnectorStack
+from testkit.connector import ConnectorStack
+from testkit.helpers import authorization, wait_for
+from testkit.mqtt_watch import Watcher
 
 pytestmark = pytest.mark.slow
 BASE = "IoT2mqtt/v1/instances/sensor_hub_01"

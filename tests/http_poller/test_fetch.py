@@ -17,7 +17,7 @@ from services.http_poller.fetch import (
     EndpointClient,
     EndpointFailure,
 )
-from tests.helpers import free_port
+from testkit.helpers import free_port
 
 from .conftest import sim_post
 

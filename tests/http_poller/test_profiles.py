@@ -12,7 +12,7 @@ from services.http_poller.fetch import KEY_MISSING, EndpointClient
 from services.http_poller.profiles import PROFILES, Profile
 from shared.commands import REJECTED, UNSUPPORTED, CommandError
 from shared.config import DeviceSpec
-from tests.firmware.emulator_process import EmulatorProcess
+from testkit.emulator_process import EmulatorProcess
 
 from .conftest import sim_post
 
@@ -188,7 +188,7 @@ def test_sensor_hub_profile_reads_and_drives_the_real_firmware_http_mode(firmwar
     assert readings["led"].state["state"] in ("on", "off")
     moved = p.command(device("window"), {"position": 30}, 3.0)
     assert moved["target"] == 30
-    from tests.helpers import wait_for
+    from testkit.helpers import wait_for
     wait_for(lambda: read_one(p, device("window")).state == {"position": 30, "target": 30, "moving": False}, 15,
              message="the board's window at 30 %")
     # The simulator speaks the same dialect, because it runs the firmware's own HttpApi.

@@ -6,7 +6,7 @@ import time
 
 from services.http_poller.poller import backoff_delay
 from services.http_poller.schedule import PollSchedule
-from tests.helpers import wait_for
+from testkit.helpers import wait_for
 
 from .conftest import sim_post
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.helpers import free_port, wait_for
+from testkit.helpers import free_port, wait_for
 
 from .conftest import sim_post
 

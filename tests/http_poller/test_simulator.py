@@ -6,8 +6,8 @@ import sys
 
 import requests
 
-from tests.conftest import ROOT
-from tests.support.simulator import SimulatorProcess
+from testkit.example import ROOT
+from testkit.simulator import SimulatorProcess
 
 
 def test_several_devices_under_one_port_each_with_its_own_state(cleanup):

@@ -12,9 +12,9 @@ import pytest
 from services.ml_inference.app import create_app
 from services.ml_inference.service import MlInference
 from shared.config import Settings
+from testkit.helpers import wait_for
+from testkit.served import ServedService
 from tests.conftest import Started
-from tests.helpers import wait_for
-from tests.support.served import ServedService
 
 AUTOMATION = "living_window_auto"
 SWITCH = "living_window_auto_switch"
@@ -30,7 +30,7 @@ def install_model(default_model: Path, data_dir: Path) -> Path:
 
 def with_switch(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Overrides for make_settings: the example instance plus the automation's switch device."""
-    from tests.conftest import example_document
+    from testkit.example import example_document
 
     devices = example_document()["devices"] + [
         {"device_id": SWITCH, "name": "Living room fresh air", "type": "switch", "source": {"automation": AUTOMATION}}]

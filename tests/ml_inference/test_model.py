@@ -16,7 +16,7 @@ from services.ml_inference.inputs import FEATURES, WindowInputs, features
 from services.ml_inference.model import ModelFileError, WindowModel, load_model, save_model
 from services.ml_inference.rule import comfort_rule
 from services.ml_inference.train import sample_inputs
-from tests.conftest import ROOT
+from testkit.example import ROOT
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import deep_merge, example_document
-from tests.helpers import authorization, free_port, wait_for
-from tests.ml_inference.process import ServiceProcess
+from testkit.example import deep_merge, example_document
+from testkit.helpers import authorization, free_port, wait_for
+from testkit.service_process import ServiceProcess
 
 
 def _process(tmp_path: Path) -> ServiceProcess:

@@ -6,7 +6,7 @@ import shutil
 import time
 from pathlib import Path
 
-from tests.helpers import wait_for
+from testkit.helpers import wait_for
 from tests.ml_inference.conftest import AUTOMATION, SWITCH
 
 HOT = {"temperature": 29.0, "humidity": 75.0, "outdoor_temperature": 17.0, "motion": False, "sound_level": -60.0}

@@ -9,10 +9,10 @@ import pytest
 from services.serial_handler.app import create_app
 from services.serial_handler.handler import SerialHandler
 from shared.config import Settings
+from testkit.emulator_process import EmulatorProcess
+from testkit.helpers import wait_for
+from testkit.served import ServedService
 from tests.conftest import Started
-from tests.firmware.emulator_process import EmulatorProcess
-from tests.helpers import wait_for
-from tests.support.served import ServedService
 
 BOARD_DEVICE_TYPES = ("temperature", "humidity", "motion", "sound_level", "battery", "window", "led")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from tests.helpers import wait_for
+from testkit.helpers import wait_for
 
 
 def counters(service, board_id: str = "b1") -> dict:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import ROOT, deep_merge, example_document
-from tests.helpers import authorization, free_port, wait_for
+from testkit.example import ROOT, deep_merge, example_document
+from testkit.helpers import authorization, free_port, wait_for
 from tests.serial_handler.conftest import serial_overlay
 
 

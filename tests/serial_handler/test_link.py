@@ -14,7 +14,7 @@ from services.serial_handler.commands import CommandError
 from services.serial_handler.lines import Message
 from services.serial_handler.link import SerialLink
 from shared.config import BoardSpec
-from tests.helpers import wait_for
+from testkit.helpers import wait_for
 
 
 class Recorder:

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.instance_dir import HeldPorts
+from testkit.instance_dir import HeldPorts
 
 
 @pytest.fixture

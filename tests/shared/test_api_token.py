@@ -17,7 +17,7 @@ from shared.api_token import ENV_NAME, FILE_NAME, ApiToken, TokenError, from_sec
 from shared.config import ConfigError, load_settings, settings_from_dict
 from shared.server import run_in_thread
 from shared.web import install_api_token, install_error_handlers
-from tests.conftest import ROOT, example_document
+from testkit.example import ROOT, example_document
 
 TOKEN = "a-token-of-the-tests-0123456789"
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shared.config import ConfigError, load_settings, merged_environment, settings_from_dict, validate_document
-from tests.conftest import EXAMPLE_INSTANCE, ROOT, example_document
+from testkit.example import EXAMPLE_INSTANCE, ROOT, example_document
 
 
 def test_example_instance_is_valid_and_complete():

@@ -89,7 +89,7 @@ def test_colour_pattern_is_shared():
 
 def test_the_instance_config_takes_a_co2_device_as_an_automation_input():
     from shared.config import validate_document
-    from tests.conftest import example_document
+    from testkit.example import example_document
 
     doc = example_document()
     doc["devices"].append({"device_id": "living_co2", "type": "co2", "source": {"board": "living_room_esp32"}})

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 from shared.ports import PORT_UNAVAILABLE_EXIT, listen_error, port_problem, port_problems
-from tests.conftest import ROOT
-from tests.helpers import free_port
-from tests.support.instance_dir import service_addresses, write_instance
+from testkit.example import ROOT
+from testkit.helpers import free_port
+from testkit.instance_dir import service_addresses, write_instance
 
 
 def test_a_free_port_can_be_listened_on_and_a_held_one_cannot(held_ports):

@@ -8,8 +8,8 @@ import sys
 
 from shared.ports import PORT_UNAVAILABLE_EXIT
 from shared.preflight import CONFIG_INVALID_EXIT
-from tests.conftest import ROOT
-from tests.support.instance_dir import service_addresses, write_instance
+from testkit.example import ROOT
+from testkit.instance_dir import service_addresses, write_instance
 
 
 def preflight(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

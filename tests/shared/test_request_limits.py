@@ -17,7 +17,7 @@ import shared.sse
 from shared.server import HEADER_BYTES_MAX, _Arrival, stream_slots
 from shared.sse import EventPublisher, StreamSlots
 from shared.web import BODY_BYTES_MAX, install_error_handlers, install_instance_header
-from tests.helpers import free_port, stop_process, wait_for
+from testkit.helpers import free_port, stop_process, wait_for
 from tests.shared.test_server import ROOT, SERVICE
 
 LINE_LIMIT = 4094  # gunicorn's limit_request_line

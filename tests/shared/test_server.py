@@ -16,7 +16,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from shared.server import gunicorn_options, run_in_thread
 from shared.sse import EventFollower
-from tests.helpers import free_port, stop_process, wait_for
+from testkit.helpers import free_port, stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from shared.server import run_in_thread
 from shared.sse import Event, EventFollower, EventPublisher, Shutdown, SSEParser, parse_event_id
-from tests.helpers import free_port, wait_for
+from testkit.helpers import free_port, wait_for
 
 
 def events_app(publisher: EventPublisher) -> Flask:

@@ -6,7 +6,7 @@ import logging
 import threading
 
 from shared.stream_positions import StreamPositions
-from tests.helpers import wait_for
+from testkit.helpers import wait_for
 
 
 class Source:

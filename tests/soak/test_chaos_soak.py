@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from testkit.connector import ConnectorStack
+from testkit.helpers import wait_for
 from tests.chaos import test_resume as chaos
-from tests.helpers import wait_for
 from tests.state_aggregator.conftest import EventTap
-from tests.support.connector import ConnectorStack
 
 pytestmark = pytest.mark.soak
 

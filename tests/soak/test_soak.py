@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.bridge.mqtt_watch import Watcher
-from tests.helpers import wait_for
-from tests.support.connector import ConnectorStack
+from testkit.connector import ConnectorStack
+from testkit.helpers import wait_for
+from testkit.mqtt_watch import Watcher
 
 pytestmark = pytest.mark.soak
 

@@ -13,9 +13,9 @@ from services.state_aggregator.aggregator import StateAggregator
 from services.state_aggregator.app import create_app
 from shared.config import Settings
 from shared.server import ThreadedServer, run_in_thread
+from testkit.helpers import free_port, header_of
+from testkit.scripted_handler import ScriptedHandler
 from tests.conftest import Started
-from tests.helpers import free_port, header_of
-from tests.state_aggregator.scripted_handler import ScriptedHandler
 
 SERIAL_DEVICES = [("living_temperature", "temperature"), ("living_humidity", "humidity"),
                   ("living_motion", "motion"), ("living_sound", "sound_level"),
@@ -103,7 +103,7 @@ class EventTap:
 def build_aggregator(make_settings, cleanup: Started) -> Callable[..., AggregatorUnderTest]:
     def build(services: dict[str, Any], disabled: tuple[str, ...] = (), **config: Any) -> AggregatorUnderTest:
         """``disabled``: device ids to switch off in the instance config."""
-        from tests.conftest import example_document
+        from testkit.example import example_document
 
         devices = [{**d, "enabled": d["device_id"] not in disabled} for d in example_document()["devices"]]
         settings = make_settings({"devices": devices, "config": {"services": services, **config}})

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 
-from tests.helpers import wait_for
+from testkit.helpers import wait_for
+from testkit.scripted_handler import ScriptedHandler
 from tests.state_aggregator.conftest import service_ports
-from tests.state_aggregator.scripted_handler import ScriptedHandler
 
 
 def test_a_handler_of_another_instance_is_refused_until_ours_holds_the_port(build_aggregator, scripted_serial,

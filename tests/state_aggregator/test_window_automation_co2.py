@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from firmware.esp32.sensorhub.board import DEFAULT_CAPS
-from tests.helpers import wait_for
+from testkit.helpers import wait_for
 from tests.state_aggregator.test_window_automation import AUTOMATION, BOARD, COOL, AutomationStack
 
 CO2 = "living_co2"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.bridge.mqtt_watch import Watcher
-from tests.support.connector import AUTOMATION_SWITCH, ConnectorStack
+from testkit.connector import AUTOMATION_SWITCH, ConnectorStack
+from testkit.mqtt_watch import Watcher
 
 BASE = "IoT2mqtt/v1/instances/sensor_hub_01"
 WINDOW = f"{BASE}/devices/living_window"

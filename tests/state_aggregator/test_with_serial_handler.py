@@ -21,9 +21,9 @@ import requests
 
 from shared.api_token import ENV_NAME
 from shared.config import settings_from_dict
-from tests.conftest import ROOT, deep_merge, example_document
-from tests.firmware.emulator_process import EmulatorProcess
-from tests.helpers import TEST_API_TOKEN, wait_for
+from testkit.emulator_process import EmulatorProcess
+from testkit.example import ROOT, deep_merge, example_document
+from testkit.helpers import TEST_API_TOKEN, wait_for
 from tests.state_aggregator.conftest import AggregatorUnderTest, EventTap, service_ports
 
 BOARD = "living_room_esp32"

@@ -99,6 +99,8 @@ class Board:
         fields["interval_ms"] = self.config["interval_ms"]
         fields["reset_cause"] = self.hal.reset_cause()
         fields["uptime_s"] = self.uptime_s()
+        if self.led is not None:
+            fields["led"] = self.led.state()  # the host's hello after opening the port learns it at once
         return self.emit("hello", fields)
 
     def read_sensors(self, now):
@@ -150,10 +152,15 @@ class Board:
             errors["sound_level"] = self.sound.errors
         if self.co2 is not None:
             errors["co2"] = self.co2.errors
-        return self.emit("status", {
+        fields = {
             "uptime_s": self.uptime_s(now), "free_mem": self.hal.free_mem(), "rssi": self.hal.wifi_rssi(),
             "sensor_errors": errors, "interval_ms": self.config["interval_ms"],
-            "deep_sleep": self.config["deep_sleep"]})
+            "deep_sleep": self.config["deep_sleep"]}
+        if self.led is not None:
+            # The LED's real state, so the host knows it from boot on (hello and status carry
+            # it) and not only after it first commands the LED.
+            fields["led"] = self.led.state()
+        return self.emit("status", fields)
 
     def event(self, name, now, data=None):
         fields = {"event": name, "uptime_s": self.uptime_s(now)}

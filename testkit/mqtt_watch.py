@@ -8,7 +8,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.helpers import wait_for
+from testkit.helpers import wait_for
 
 
 class Watcher:

@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from tests.conftest import ROOT
+from testkit.example import ROOT
 
 
 class SimulatorProcess:

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import ROOT, deep_merge, example_document
-from tests.firmware.emulator_process import EmulatorProcess
-from tests.helpers import free_port, wait_for
-from tests.support.broker import MosquittoBroker
-from tests.support.simulator import SimulatorProcess
+from testkit.broker import MosquittoBroker
+from testkit.emulator_process import EmulatorProcess
+from testkit.example import ROOT, deep_merge, example_document
+from testkit.helpers import free_port, wait_for
+from testkit.simulator import SimulatorProcess
 
 BOARD = "living_room_esp32"
 AUTOMATION_SWITCH = "living_window_auto_switch"
@@ -38,7 +38,7 @@ class ConnectorStack:
     automation fed by the stack's own sensors, and its switch ``AUTOMATION_SWITCH``.
 
     With ``scripted=True`` the board's devices are played on serial_handler's port by
-    ``python -m tests.state_aggregator.scripted_handler`` instead (no emulated board, no serial
+    ``python -m testkit.scripted_handler`` instead (no emulated board, no serial
     handler): its ``POST /emit`` (``self.handler_url``) sends readings and button events with
     unique marks at a steady rate, which is what the chaos tests count on MQTT."""
 
@@ -95,7 +95,7 @@ class ConnectorStack:
         self.log = open(self.log_path, "ab")
         self.handler_url = f"http://127.0.0.1:{ports['serial_handler']['port']}"
         if scripted:
-            self.spawn("-m", "tests.state_aggregator.scripted_handler", str(ports["serial_handler"]["port"]),
+            self.spawn("-m", "testkit.scripted_handler", str(ports["serial_handler"]["port"]),
                        str(tmp / "sensor_hub_01.json"))
         else:
             self.spawn("-m", "services.serial_handler")

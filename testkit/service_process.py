@@ -10,8 +10,8 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import ROOT
-from tests.helpers import wait_for
+from testkit.example import ROOT
+from testkit.helpers import wait_for
 
 
 class ServiceProcess:

@@ -177,7 +177,7 @@ class ScriptedHandler:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m tests.state_aggregator.scripted_handler PORT INSTANCE_FILE``: play the
+    """``python -m testkit.scripted_handler PORT INSTANCE_FILE``: play the
     serial handler for every board device of the instance (benchmarks), until killed."""
     port, path = int(argv[0]), argv[1]
     doc = json.loads(open(path, encoding="utf-8").read())

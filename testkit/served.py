@@ -12,7 +12,7 @@ from flask import Flask
 from shared.api_token import ApiToken
 from shared.server import run_in_thread
 from shared.sse import Event, EventFollower
-from tests.helpers import header_of, wait_for
+from testkit.helpers import header_of, wait_for
 
 
 class ServedService:

@@ -1,5 +1,5 @@
-"""Small helpers every test uses: waiting for a condition, finding a free port, and the
-instance's API token for the state-changing calls a test makes.
+"""Small helpers every test (and the benchmarks) use: waiting for a condition, finding a free
+port, stopping a process, and the instance's API token for the state-changing calls a test makes.
 
 Tests never synchronise with a bare sleep: they wait for a condition with a deadline,
 so they are fast on an idle machine and still pass on a loaded 2-core one.

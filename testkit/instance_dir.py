@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from shared.config import DEFAULT_PORTS
-from tests.conftest import example_document
-from tests.helpers import free_port
+from testkit.example import example_document
+from testkit.helpers import free_port
 
 
 def service_addresses(**ports: int) -> dict[str, dict[str, Any]]:

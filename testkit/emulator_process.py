@@ -16,9 +16,8 @@ from pathlib import Path
 import serial
 
 from firmware.esp32.sensorhub.protocol import MAX_LINE
-from tests.helpers import wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
+from testkit.example import ROOT
+from testkit.helpers import wait_for
 
 
 class EmulatorProcess:
