@@ -31,21 +31,19 @@ from typing import Any
 from bridge.context import BridgeContext, Feature
 from bridge.ha_payloads import ha_cover_state, ha_light_state
 from shared.config import DeviceSpec, Settings
+from shared.devices import DEVICE_TABLE, HaSensor
 from shared.topics import Topics
 
 log = logging.getLogger(__name__)
 
 # sensor: device_class -> unit; they must fit each other (sensor.mqtt / sensor device classes).
-# Our sound level is dBFS (relative to the microphone's full scale, negative): not a sound
-# pressure, so it has no device class and says its own unit.
-SENSORS: dict[str, list[tuple[str, str, str, str]]] = {
-    # device type: [(property, suffix, device_class, unit)]
-    "temperature": [("temperature", "", "temperature", "°C")],
-    "humidity": [("humidity", "", "humidity", "%")],
-    "pressure": [("pressure", "", "pressure", "hPa")],
-    "illuminance": [("illuminance", "", "illuminance", "lx")],
-    "sound_level": [("sound_level", "", None, "dBFS")],
-    "battery": [("battery", "", "battery", "%"), ("voltage", "_voltage", "voltage", "V")],
+# The registry (shared/devices.py) says it for every property of a type whose component is a
+# sensor. Our sound level is dBFS: no device class (it is no sound pressure), its own unit.
+SENSORS: dict[str, list[tuple[str, str, HaSensor]]] = {
+    # device type: [(property, object id suffix, how HA shows it)]; the main property has no suffix
+    entry.name: [(prop.name, "" if prop is entry.main else f"_{prop.name}", prop.ha)
+                 for prop in entry.properties if prop.ha is not None]
+    for entry in DEVICE_TABLE if entry.ha_component == "sensor"
 }
 _ID_OK = re.compile(r"[^a-zA-Z0-9_-]")
 
@@ -159,12 +157,11 @@ class DiscoveryBuilder:
         d = spec.device_id
         if spec.type in SENSORS:
             out = []
-            for prop, suffix, device_class, unit in SENSORS[spec.type]:
+            for prop, suffix, ha in SENSORS[spec.type]:
                 payload = self._base(spec, "sensor", uid + suffix, prop if suffix else "")
-                payload.update(state_topic=t.state_property(d, prop), unit_of_measurement=unit,
-                               state_class="measurement")
-                if device_class:
-                    payload["device_class"] = device_class
+                payload.update(state_topic=t.state_property(d, prop), unit_of_measurement=ha.unit)
+                payload.update({k: v for k, v in (("device_class", ha.device_class), ("state_class", ha.state_class))
+                                if v is not None})  # no class at all rather than a wrong one (dBFS)
                 out.append(("sensor", uid + suffix, payload))
             return out
         if spec.type == "motion":

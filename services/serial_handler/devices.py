@@ -8,24 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.devices import board_fields, device_type
+
 from .lines import Message
 
-# sensor-line field -> (device type, state property)
-SENSOR_PROPERTIES: dict[str, tuple[str, str]] = {
-    "temperature": ("temperature", "temperature"),
-    "humidity": ("humidity", "humidity"),
-    "pressure": ("pressure", "pressure"),
-    "illuminance": ("illuminance", "illuminance"),
-    "motion": ("motion", "motion"),
-    "sound_dbfs": ("sound_level", "sound_level"),
-    "battery_pct": ("battery", "battery"),
-    "battery_v": ("battery", "voltage"),
-}
+# sensor-line field -> (device type, state property), from the registry (shared/devices.py)
+SENSOR_PROPERTIES: dict[str, tuple[str, str]] = {name: (type_name, prop.name)
+                                                 for name, (type_name, prop) in board_fields().items()}
 MOTION_EVENTS = {"motion_started": True, "motion_stopped": False}
 # alert -> the device type it is about (sensor_failure names its sensor itself)
 ALERT_DEVICES = {"high_temperature": "temperature", "low_battery": "battery"}
-LED_PROPERTIES = ("state", "color", "brightness", "blink")
-WINDOW_PROPERTIES = ("position", "target", "moving")
+LED_PROPERTIES = tuple(p.name for p in device_type("led").properties)
+WINDOW_PROPERTIES = tuple(p.name for p in device_type("window").properties)
 
 
 def sensor_updates(message: Message) -> dict[str, dict[str, Any]]:
@@ -34,10 +28,10 @@ def sensor_updates(message: Message) -> dict[str, dict[str, Any]]:
     A ``null`` reading (the sensor failed this round) updates nothing: the last good value stays.
     """
     updates: dict[str, dict[str, Any]] = {}
-    for name, (device_type, prop) in SENSOR_PROPERTIES.items():
+    for name, (type_name, prop) in SENSOR_PROPERTIES.items():
         value = message.get(name)
         if value is not None:
-            updates.setdefault(device_type, {})[prop] = value
+            updates.setdefault(type_name, {})[prop] = value
     return updates
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from shared.commands import Command, CommandError
 from shared.config import AutomationSpec, DeviceSpec
+from shared.devices import automation_inputs
 from shared.error_log import ErrorLog
 
 from .automation_core import Alert, AutomationCore, Clock, DeviceView, Effect, Move, SystemClock
@@ -45,10 +46,9 @@ DEBOUNCE_S = 0.02
 RETRY_S = 5.0
 """While paused, ml_inference is asked again this often (or at the interval, if that is shorter)."""
 EVALUATE_TIMEOUT_S = 3.0
-# sensor role -> the state property that carries its reading
-INPUT_PROPERTY = {"temperature": "temperature", "humidity": "humidity", "outdoor_temperature": "temperature",
-                  "motion": "motion", "sound_level": "sound_level"}
-REQUIRED_INPUTS = ("temperature", "humidity")
+# sensor role -> the state property that carries its reading (the registry's automation inputs)
+INPUT_PROPERTY = {role: spec.prop for role, (_, spec) in automation_inputs().items()}
+REQUIRED_INPUTS = tuple(role for role, (_, spec) in automation_inputs().items() if spec.required)
 
 
 class WindowAutomation:

@@ -73,7 +73,7 @@ SENSOR_UNITS = {"temperature": {"°C", "°F", "K"}, "humidity": {"%"}, "battery"
                 "voltage": {"V", "mV", "µV", "kV", "MV"}, "pressure": {"Pa", "kPa", "hPa", "bar", "cbar", "mbar",
                                                                       "mmHg", "inHg", "psi"},
                 "atmospheric_pressure": {"cbar", "bar", "hPa", "mmHg", "inHg", "kPa", "mbar", "Pa", "psi"},
-                "illuminance": {"lx"}, "sound_pressure": {"dB", "dBA"}}
+                "illuminance": {"lx"}, "sound_pressure": {"dB", "dBA"}, "carbon_dioxide": {"ppm"}}
 COLOR_MODES = {"onoff", "brightness", "color_temp", "hs", "xy", "rgb", "rgbw", "rgbww", "white"}
 
 

@@ -56,6 +56,33 @@ def test_every_payload_validates_against_the_documented_keys(instance_settings):
         assert payload["origin"]["name"] == "sensor-hub"
 
 
+def test_sensor_entities_come_from_the_registry_and_sound_is_dbfs(instance_settings):
+    from shared.devices import device_type
+
+    configs = build(instance_settings())
+    sensors = [p for t, p in configs.items() if "/sensor/" in t]
+    assert sensors
+    for payload in sensors:
+        assert payload["state_class"] == "measurement" and payload["unit_of_measurement"]
+    sound = [p for p in sensors if p["state_topic"].endswith("/state/sound_level")]
+    assert sound, "the test instance has a sound level device"
+    for payload in sound:  # dBFS is no sound pressure: announced without a device class
+        assert "device_class" not in payload and payload["unit_of_measurement"] == "dBFS"
+    temperature = next(p for p in sensors if p["state_topic"].endswith("/state/temperature"))
+    assert temperature["device_class"] == device_type("temperature").main.ha.device_class
+
+
+def test_a_co2_device_is_announced_as_carbon_dioxide_in_ppm(instance_settings):
+    devices = example_document()["devices"] + [
+        {"device_id": "living_co2", "name": "Living room CO2", "type": "co2", "source": {"board": "living_room_esp32"}}]
+    configs = build(instance_settings(overrides={"devices": devices}))
+    [(topic, payload)] = [(t, p) for t, p in configs.items() if "living_co2" in t]
+    assert problems(topic, payload) == [] and topic.split("/")[1] == "sensor"
+    assert (payload["device_class"], payload["unit_of_measurement"], payload["state_class"]) == \
+        ("carbon_dioxide", "ppm", "measurement")
+    assert payload["state_topic"].endswith("/devices/living_co2/state/co2")
+
+
 def test_unique_ids_are_stable_and_one_device_per_board_or_endpoint(instance_settings):
     first, second = build(instance_settings()), build(instance_settings())
     assert [p["unique_id"] for p in first.values()] == [p["unique_id"] for p in second.values()]

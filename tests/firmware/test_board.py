@@ -164,3 +164,16 @@ def test_led_follows_motion_in_motion_mode(room, wire):
     room.step()
     run_app(board, lambda: hal.led == (0, 255, 0))
     assert wire.of("event")[0]["event"] == "motion_started"
+
+
+def test_a_board_with_an_scd40_reports_co2_in_its_sensor_line(room, wire):
+    board = Board(SimHal(room, wire), "b-3", caps=("temperature", "humidity", "co2"))
+    room.set({"co2": 1234})
+    board.sensor(0)
+    line = wire.of("sensor")[-1]
+    assert line["co2"] == 1234 and "co2" in board.caps
+    board.hal.sensor_faults["co2"] = 1
+    board.sensor(0)
+    assert wire.of("sensor")[-1]["co2"] is None  # a failed read is null, as for every sensor
+    board.status(0)
+    assert wire.of("status")[-1]["sensor_errors"]["co2"] == 1

@@ -20,6 +20,7 @@ import copy
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +61,15 @@ def automation_document(emulator_link: str, services: dict[str, Any]) -> dict[st
 
 
 class AutomationStack:
-    def __init__(self, tmp: Path, default_model: Path) -> None:
+    def __init__(self, tmp: Path, default_model: Path, caps: str | None = None,
+                 adapt: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.emulator = EmulatorProcess("--seed", "1", "--motion-rate", "0", "--interval-ms", "600000",
-                                        "--board-id", BOARD, "--motor-speed", "1000")
+                                        "--board-id", BOARD, "--motor-speed", "1000",
+                                        *(("--caps", caps) if caps else ()))
         services = service_ports()
         doc = automation_document(str(self.emulator.link), services)
+        if adapt is not None:
+            adapt(doc)
         (tmp / "sensor_hub_01.json").write_text(json.dumps(doc))
         env = {**os.environ, "INSTANCE_NAME": "sensor_hub_01", "INSTANCES_DIR": str(tmp),
                "DATA_DIR": str(tmp / "data"), "LOG_LEVEL": "INFO", ENV_NAME: TEST_API_TOKEN}
