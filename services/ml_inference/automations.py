@@ -25,7 +25,7 @@ from shared.sse import now_iso
 from shared.web import ApiError
 
 from .inputs import WindowInputs
-from .policy import OFF, Decision
+from .policy import MOVE, OFF, Decision
 from .recommender import Recommendation
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,9 @@ class Automation:
         self._resumed_at = resumed_at
         self._last: dict[str, Any] = {}
         self.evaluations = 0
+        # What a person's command is compared with (corrections.why_not_a_correction).
+        self.moment: tuple[float, str, WindowInputs] | None = None  # (evaluated at, action, inputs)
+        self.last_move_at = 0.0
 
     @property
     def mode(self) -> str:
@@ -67,6 +70,10 @@ class Automation:
     def record(self, decision: Decision, recommendation: Recommendation, inputs: WindowInputs) -> None:
         with self._lock:
             self.evaluations += 1
+            now = time.time()
+            self.moment = (now, decision.action, inputs)
+            if decision.action == MOVE:
+                self.last_move_at = now
             self._last = {"action": decision.action, "position": decision.position,
                           "model_position": round(recommendation.position, 1),
                           "confidence": round(recommendation.confidence, 3), "reason": decision.reason,
