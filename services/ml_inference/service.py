@@ -43,7 +43,8 @@ class MlInference:
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1))
         self._decisions = self.metrics.counter("automation_decisions", "Automation decisions", ("automation", "action"))
         self.metrics.gauge_function("model_ready", "1 when a model is loaded", lambda: float(self.recommender.ready))
-        self.learner = Learner(settings.data_dir, settings.ml.model_path, self.recommender, on_trained=self._trained)
+        self.learner = Learner(settings.data_dir, settings.ml.model_path, self.recommender,
+                               train_after=settings.ml.train_after, on_trained=self._trained)
         self.learning_metrics = LearningMetrics(self.metrics, self.learner)
 
     def start(self) -> MlInference:
