@@ -61,8 +61,13 @@ class Learner:
             self._cond.notify_all()
 
     def _run(self) -> None:
+        warm = False
         while not self._stopping:
             self.sync()
+            current = self.recommender.current()
+            if current is not None and not warm:
+                learning.warm_up(current.model, self.seed)
+                warm = True
             with self._cond:
                 due = self._wanted or self.store.last_id() - self._trained_upto >= self.train_after
                 if not due:
