@@ -25,7 +25,7 @@ from shared.sse import now_iso
 from shared.web import ApiError
 
 from .inputs import WindowInputs
-from .policy import MOVE, OFF, Decision
+from .policy import HOLD, MOVE, OFF, Decision
 from .recommender import Recommendation
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,8 @@ class Automation:
         with self._lock:
             self.evaluations += 1
             now = time.time()
-            self.moment = (now, decision.action, inputs)
+            if decision.action != HOLD:  # a hold is the answer to the command being judged, not the situation
+                self.moment = (now, decision.action, inputs)
             if decision.action == MOVE:
                 self.last_move_at = now
             self._last = {"action": decision.action, "position": decision.position,

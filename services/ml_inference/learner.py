@@ -21,7 +21,7 @@ from . import learning
 from .corrections import CorrectionStore, why_not_a_correction
 from .model import ModelFileError
 from .recommender import Recommender
-from .versions import ACTIVE, REJECTED, ModelVersion, ModelVersions, UnknownVersion, install
+from .versions import ACCEPTED, REJECTED, ModelVersion, ModelVersions, UnknownVersion, install
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class Learner:
             validation = {k: v for k, v in candidate.validation.items() if k != "calibration"}
             version = self.versions.add_model(
                 candidate.model, candidate.facts, parent=loaded.version, samples=candidate.samples,
-                status=ACTIVE if candidate.accepted else REJECTED, reason=candidate.reason,
+                status=ACCEPTED if candidate.accepted else REJECTED, reason=candidate.reason,  # active once in use
                 validation=validation, training_s=candidate.training_s)
             if not candidate.accepted:
                 log.info("candidate %s rejected: %s", version.version, version.reason)

@@ -134,6 +134,27 @@ class WindowAutomation:
         log.info("automation %s: %s was commanded by hand (%s); automatic moves hold off for %g s",
                  self.spec.automation_id, spec.device_id, cmd_id, self.spec.manual_hold)
         self._schedule(f"manual command {cmd_id}", self._debounce)
+        self._report_correction(request)
+
+    def _report_correction(self, request: Command) -> None:
+        """A person chose a position: tell ml_inference, which decides whether it counts as a
+        correction and learns from it (docs/automation.md, "Learning"). In a thread of its own:
+        this runs on the aggregator's command path and must not wait for ml_inference."""
+        position = request.values.get("position")
+        if self._ml is None or isinstance(position, bool) or not isinstance(position, (int, float)):
+            return
+        body = {"automation": self.spec.automation_id, "window": self.spec.window, "position": position,
+                "at": request.received, "source": "aggregator"}
+        ml = self._ml
+
+        def post() -> None:
+            try:
+                ml.post("/corrections", body, timeout=EVALUATE_TIMEOUT_S)
+            except (HandlerUnavailable, HandlerReplyError) as exc:
+                log.info("automation %s: correction not reported to %s (%s)", self.spec.automation_id, ML_SERVICE,
+                         exc)
+
+        threading.Thread(target=post, name=f"correction {self.spec.automation_id}", daemon=True).start()
 
     def on_service(self, service: str) -> None:
         """ml_inference went down or came back: find out now rather than at the next interval."""

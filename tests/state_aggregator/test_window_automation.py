@@ -199,6 +199,21 @@ def test_suggest_mode_publishes_but_does_not_move(stack: AutomationStack):
     assert stack.board_window()["target"] <= 10 and not stack.events("automation_moved", mark)
 
 
+def test_a_persons_command_while_the_automation_suggests_becomes_a_correction(stack: AutomationStack):
+    stack.settle()
+    assert stack.command(SWITCH, {"state": "off"}).status_code == 200
+    mark = stack.mark()
+    stack.readings(WARM)
+    warm_recommendation(stack, mark, "suggest")
+    assert stack.command(WINDOW, {"id": "user-2", "values": {"position": 35}}).status_code == 200
+    headers = {"Authorization": f"Bearer {TEST_API_TOKEN}"}
+    stored = wait_for(lambda: [c for c in requests.get(stack.ml.url + "/corrections", headers=headers, timeout=5)
+                               .json()["corrections"] if c["position"] == 35], 15,
+                      message="the person's choice stored as a correction")[0]
+    assert stored["source"] == "aggregator" and stored["automation"] == AUTOMATION and stored["window"] == WINDOW
+    assert stored["inputs"]["temperature"] == WARM["temperature"]
+
+
 def test_without_ml_inference_the_automation_pauses_and_the_aggregator_serves_on(stack: AutomationStack):
     stack.settle()
     mark = stack.mark()
