@@ -48,6 +48,8 @@ class Automation:
         # What a person's command is compared with (corrections.why_not_a_correction).
         self.moment: tuple[float, str, WindowInputs] | None = None  # (evaluated at, action, inputs)
         self.last_move_at = 0.0
+        # The version that made the latest recommendation and its validation error (set by the service).
+        self.model_facts: dict[str, Any] = {}
 
     @property
     def mode(self) -> str:
@@ -85,7 +87,7 @@ class Automation:
         """The state of the automation's switch device: on/off, the mode and the latest decision."""
         with self._lock:
             last = {k: v for k, v in self._last.items() if k not in ("inputs", "evaluated_at", "model")}
-            return {"state": "on" if self._mode == AUTO else "off", "mode": self._mode, **last}
+            return {"state": "on" if self._mode == AUTO else "off", "mode": self._mode, **last, **self.model_facts}
 
     def view(self) -> dict[str, Any]:
         with self._lock:
@@ -94,7 +96,8 @@ class Automation:
                 "sensors": dict(self.spec.sensors), "mode": self._mode, "configured_mode": self.spec.mode,
                 "min_change": self.spec.min_change, "min_position": self.spec.min_position,
                 "max_position": self.spec.max_position, "interval": self.spec.interval,
-                "manual_hold": self.spec.manual_hold, "evaluations": self.evaluations, "last": last or None}
+                "manual_hold": self.spec.manual_hold, "evaluations": self.evaluations, "last": last or None,
+                **self.model_facts}
 
 
 class Automations:

@@ -126,6 +126,7 @@ class MlInference:
         decision = decide(automation.spec, automation.mode, recommendation, window, manual, automation.resumed_at,
                           self.settings.ml.confidence_threshold, time.time())
         automation.record(decision, recommendation, inputs)
+        automation.model_facts = self._model_facts(recommendation.model)
         self.learning_metrics.predicted(automation.spec.window, recommendation.confidence)
         self._decisions.labels(automation_id, decision.action).inc()
         self.automations.publish(automation)
@@ -152,6 +153,15 @@ class MlInference:
         window = body.get("window") or (automation.spec.window if automation else "?")
         self.learning_metrics.corrected(str(window), result["stored"])
         return result
+
+    def _model_facts(self, version: str) -> dict[str, Any]:
+        """The model's version and validation error for the automation's state (so on MQTT)."""
+        try:
+            validation = self.learner.versions.get(version).validation
+        except KeyError:
+            validation = {}
+        error = validation.get("corrections_mae")
+        return {"model": version, "model_error": validation.get("rule_mae") if error is None else error}
 
     def _trained(self, version: ModelVersion) -> None:
         if version.training_s is not None:

@@ -60,6 +60,10 @@ def test_corrections_train_a_version_and_a_rollback_survives_a_restart(tmp_path:
     assert call("POST", f"/models/{root}/activate").json()["status"] == "active"
     assert predicted_by(call) == root
     assert call("POST", "/models/window-v1:000000000000/activate").status_code == 404
+    # The automation (and its switch's state, so MQTT) names the version and its validation error.
+    call("POST", "/automation/living_window_auto/evaluate", json={"inputs": {"temperature": 25, "humidity": 60}})
+    automation = call("GET", "/automation/living_window_auto").json()
+    assert automation["model"] == root and isinstance(automation["model_error"], float)
 
     assert call("DELETE", "/corrections").json() == {"deleted": 8}
     assert call("GET", "/corrections").json()["total"] == 0
