@@ -110,14 +110,15 @@ class Learner:
         try:
             self.versions.get(loaded.version)
         except UnknownVersion:
-            self.versions.add_file(loaded, self._judge(loaded.model))
+            self.versions.add_file(loaded, self._judge(loaded.model, raw_ece=not loaded.trained.get("calibration")))
         self.versions.set_active(loaded.version)
         self._synced = loaded.version
 
-    def _judge(self, model: Any) -> dict[str, Any]:
+    def _judge(self, model: Any, raw_ece: bool) -> dict[str, Any]:
         corrections = self.store.all()
         _, held = learning.split(corrections)
-        return {k: v for k, v in learning.judge(model, held, corrections, self.seed).items() if k != "calibration"}
+        judged = learning.judge(model, held, corrections, self.seed, raw_ece)
+        return {k: v for k, v in judged.items() if k != "calibration"}
 
     def train_once(self) -> ModelVersion | None:
         """One update now (in the caller's thread): the new version, active or rejected."""

@@ -148,9 +148,11 @@ def fine_tune(parent: WindowModel, corrections: Sequence[Correction], seed: int 
     return model
 
 
-def calibration(model: WindowModel, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], float]:
+def calibration(model: WindowModel, x: torch.Tensor, y: torch.Tensor,
+                raw_ece: bool = False) -> tuple[list[float], float]:
     """``(table, ece)``: histogram binning of the raw confidence to P(|error| <= TOLERANCE), fitted
-    on the even cases; the ECE of the calibrated confidence on the odd ones."""
+    on the even cases; the ECE of the calibrated confidence on the odd ones (``raw_ece``: of the
+    raw confidence, for a model served without a table, like the default weights)."""
     position, raw = predict(model, x)
     hit = ((position - y).abs() <= TOLERANCE).float()
     bins = torch.clamp((raw * BINS).long(), 0, BINS - 1)
@@ -161,7 +163,7 @@ def calibration(model: WindowModel, x: torch.Tensor, y: torch.Tensor) -> tuple[l
         chosen = fit & (bins == b)
         # One pseudo-case at the overall rate: an empty or tiny bin does not claim 0 or 1.
         table.append(round((float(hit[chosen].sum()) + overall) / (int(chosen.sum()) + 1), 4))
-    calibrated = torch.tensor(table)[bins]
+    calibrated = raw if raw_ece else torch.tensor(table)[bins]
     return table, expected_calibration_error(calibrated[check], hit[check])
 
 
@@ -194,13 +196,13 @@ def validation_set(held: Sequence[Correction], seed: int) -> tuple[torch.Tensor,
 
 
 def judge(model: WindowModel, held: Sequence[Correction], everything: Sequence[Correction],
-          seed: int = SEED) -> dict[str, Any]:
-    """The validation numbers of a model."""
+          seed: int = SEED, raw_ece: bool = False) -> dict[str, Any]:
+    """The validation numbers of a model (``raw_ece``: it is served without a calibration table)."""
     hx, hy = tensors(held)
     rx, ry, _ = rule_cases(RULE_CASES, seed + 1)
     mask = agreeing_rule_cases(rx, ry, everything)
     vx, vy = validation_set(held, seed)
-    table, ece = calibration(model, vx, vy)
+    table, ece = calibration(model, vx, vy, raw_ece)
     return {"corrections_mae": mae(model, hx, hy), "held_out": len(held), "rule_mae": mae(model, rx[mask], ry[mask]),
             "rule_cases": int(mask.sum()), "ece": ece, "calibration": table, "tolerance": TOLERANCE}
 
