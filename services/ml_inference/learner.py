@@ -47,6 +47,7 @@ class Learner:
         self.training = False
         self.updates = 0
         self.last_error: str | None = None
+        self.last_update: dict[str, Any] | None = None
         self._synced: str | None = None
 
     # -- the thread
@@ -140,7 +141,6 @@ class Learner:
             finally:
                 self.training = False
             self._trained_upto = upto
-            self.updates += 1
             validation = {k: v for k, v in candidate.validation.items() if k != "calibration"}
             version = self.versions.add_model(
                 candidate.model, candidate.facts, parent=loaded.version, samples=candidate.samples,
@@ -152,9 +152,15 @@ class Learner:
                 self._activate(version.version)
                 log.info("candidate %s active (held-out corrections error %s, was %s)", version.version,
                          validation.get("corrections_mae"), validation.get("parent_corrections_mae"))
+            recorded = self.versions.get(version.version)
+            # The same corrections give the same bytes: the record may be an earlier update's.
+            self.last_update = {**recorded.to_dict(), "status": "active" if candidate.accepted else REJECTED,
+                                "reason": candidate.reason, "training_s": candidate.training_s,
+                                "validation": validation}
+            self.updates += 1  # after last_update: a reader that sees the count sees the update
             if self._on_trained is not None:
-                self._on_trained(version)
-            return self.versions.get(version.version)
+                self._on_trained(recorded)
+            return recorded
 
     def activate(self, version: str) -> ModelVersion:
         """Roll back (or forward) to ``version``: checked first; a file that fails changes nothing."""
@@ -205,4 +211,5 @@ class Learner:
                 "corrections": self.store.count(), "invalid_corrections": dict(self.store.invalid),
                 "new_since_update": max(self.store.last_id() - self._trained_upto, 0),
                 "train_after": self.train_after, "training": self.training, "updates": self.updates,
+                "last_update": self.last_update,
                 "last_error": self.last_error}

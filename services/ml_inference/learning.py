@@ -8,8 +8,8 @@ in a background thread and keeps the result (versions.py).
   (rule.py), and the two losses weigh the same, so a few corrections move the model where the
   person said, not everywhere.
 * **The gate**: a candidate becomes active only if its error on the held-out corrections is
-  lower than its parent's and its error on held-out rule cases (away from where the person
-  disagreed with the rule) is within ``RULE_MARGIN`` points of the first model's.
+  lower than its parent's and its error on held-out rule cases (those whose nearest correction
+  agrees with the rule) is within ``RULE_MARGIN`` points of the first model's.
 * **Confidence**: the model's confidence head is mapped, by histogram binning fitted on half
   of the validation cases, to the observed probability that the recommendation is within
   ``TOLERANCE`` points of the truth; the expected calibration error (ECE) is measured on the
@@ -44,7 +44,7 @@ RULE_MARGIN = 3.0
 TOLERANCE = 10.0
 """Confidence is the probability that the recommendation is within this many points of the truth."""
 DISAGREE = 10.0
-NEAR = 0.8
+NEAR = 1.6
 BINS = 10
 CORRECTION_WEIGHT = 5.0
 
@@ -110,20 +110,23 @@ def mae(model: WindowModel, x: torch.Tensor, y: torch.Tensor) -> float | None:
 
 
 def agreeing_rule_cases(x: torch.Tensor, y: torch.Tensor, corrections: Sequence[Correction]) -> torch.Tensor:
-    """A mask of the rule cases away from every correction that disagrees with the rule by more
-    than DISAGREE points: where the person said otherwise, the person wins; elsewhere the rule
-    must hold."""
-    disagreeing = [c for c in corrections if abs(comfort_rule(c.inputs)[0] - c.position) > DISAGREE]
-    if not disagreeing:
+    """A mask of the rule cases whose nearest correction (in feature space, within NEAR) does not
+    disagree with the rule by more than DISAGREE points: where the person said otherwise, the
+    person wins; elsewhere the rule must hold."""
+    if not corrections:
         return torch.ones(len(x), dtype=torch.bool)
-    cx, _ = tensors(disagreeing)
-    distance = torch.cdist(x[:, :2], cx[:, :2]).min(dim=1).values  # temperature and humidity, scaled
-    return distance > NEAR
+    cx, cy = tensors(corrections)
+    disagrees = torch.tensor([abs(comfort_rule(c.inputs)[0] - c.position) > DISAGREE for c in corrections])
+    distance = torch.cdist(x, cx)
+    nearest, which = distance.min(dim=1)
+    return ~(disagrees[which] & (nearest <= NEAR))
 
 
-def fine_tune(parent: WindowModel, corrections: Sequence[Correction], seed: int = SEED, steps: int = STEPS,
-              replay: int = REPLAY) -> WindowModel:
+def fine_tune(parent: WindowModel, corrections: Sequence[Correction], seed: int = SEED, steps: int | None = None,
+              replay: int | None = None) -> WindowModel:
     """A copy of ``parent`` trained further on ``corrections`` plus rule replay."""
+    steps = STEPS if steps is None else steps
+    replay = REPLAY if replay is None else replay
     with _one_thread():
         torch.manual_seed(seed)
         model = WindowModel(hidden=parent.position.in_features)
