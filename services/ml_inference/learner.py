@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from shared.web import ApiError
+from shared.errors import Conflict, NotFound
 
 from . import learning
 from .corrections import CorrectionStore, why_not_a_correction
@@ -167,7 +167,7 @@ class Learner:
         try:
             self.versions.get(version)
         except UnknownVersion:
-            raise ApiError("UNKNOWN_VERSION", f"No model version {version!r}.", 404,
+            raise NotFound("UNKNOWN_VERSION", f"No model version {version!r}.",
                            known=[v.version for v in self.versions.list()]) from None
         with self._train_lock:
             return self._activate(version)
@@ -176,7 +176,7 @@ class Learner:
         try:
             loaded = self.versions.load(version)
         except ModelFileError as exc:
-            raise ApiError("MODEL_INVALID", f"Version {version} cannot be used: {exc}", 422) from None
+            raise Conflict("MODEL_INVALID", f"Version {version} cannot be used: {exc}") from None
         install(loaded.path, self.model_path)
         self.recommender.use(replace(loaded, path=self.model_path))
         self._synced = loaded.version

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from shared.web import Metrics
+from shared.metrics import Metrics
 
 from .learner import Learner
 

@@ -1,20 +1,20 @@
 """What the config package knows about device types, in one small module.
 
-The schema's ``devices[].type`` enum is the list of types; the rules (rules.py) check that an
-automation's window and sensors are devices of fitting types.
+The types and the automation roles are the device-type registry's (shared/devices.py), and the
+schema's ``devices[].type`` enum is generated from it (``make docs``); the rules (rules.py) check
+that an automation's window and sensors are devices of fitting types.
 """
 from __future__ import annotations
 
-from shared.config.instance_schema import schema
+from shared.devices import DEVICE_TYPES, automation_inputs
 
-DEVICE_TYPES: tuple[str, ...] = tuple(schema()["$defs"]["device"]["properties"]["type"]["enum"])
+__all__ = ["DEVICE_TYPES", "ROLE_TYPES", "WINDOW_TYPE", "type_for_role"]
 
 WINDOW_TYPE = "window"
 """The type of the device an automation moves."""
 
-ROLE_TYPES = {"outdoor_temperature": "temperature"}
-"""An automation's sensor role -> the device type it needs, where the two names differ; every
-other role (temperature, humidity, motion, sound_level) is named after its type."""
+ROLE_TYPES = {role: type_name for role, (type_name, _) in automation_inputs().items()}
+"""An automation's sensor role -> the device type it needs (outdoor_temperature: temperature)."""
 
 
 def type_for_role(role: str) -> str:

@@ -25,7 +25,7 @@ from services.ml_inference.rule import comfort_rule
 from services.ml_inference.train import sample_inputs
 from services.ml_inference.versions import ACTIVE, REJECTED
 from shared.config import MlSettings
-from shared.web import ApiError
+from shared.errors import Conflict
 
 INPUTS = {"temperature": 27.0, "humidity": 70.0, "outdoor_temperature": 18.0}
 
@@ -44,7 +44,7 @@ def test_samples_survive_a_restart_and_are_listed_newest_first(tmp_path: Path):
     store.close()
     again = CorrectionStore(tmp_path / "c.sqlite")
     assert [c.position for c in again.list()] == [20.0, 10.0]
-    assert again.list()[0].inputs == WindowInputs(27.0, 70.0, 18.0)
+    assert again.list()[0].inputs == WindowInputs(temperature=27.0, humidity=70.0, outdoor_temperature=18.0)
 
 
 def test_invalid_samples_are_ignored_counted_and_logged_once(tmp_path: Path, caplog):
@@ -81,7 +81,7 @@ def test_forgetting_deletes_one_windows_samples_or_all(tmp_path: Path):
 
 def test_what_counts_as_a_correction():
     now = 10_000.0
-    moment = (now - 60, "stay", WindowInputs(25.0, 60.0))
+    moment = (now - 60, "stay", WindowInputs(temperature=25.0, humidity=60.0))
     assert why_not_a_correction("suggest", moment, 0.0, now) is None
     assert why_not_a_correction("auto", (now - 60, "suggest", moment[2]), 0.0, now) is None
     assert why_not_a_correction("auto", moment, now - 600, now) is None  # soon after an automatic move
@@ -190,9 +190,9 @@ def test_a_corrupt_or_foreign_version_is_refused_and_the_good_one_stays(tmp_path
         torch.save({"format": "someone/else", "version": 1, "features": [], "state_dict": {}}, path)
     else:
         path.write_bytes(content)
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(Conflict) as refused:
         learner.activate(added.version)
-    assert refused.value.status == 422 and reason in refused.value.message
+    assert refused.value.code == "MODEL_INVALID" and reason in refused.value.message
     assert learner.recommender.current().version == root
     assert learner.model_path.read_bytes() == default_model.read_bytes()
 
@@ -225,7 +225,8 @@ def test_an_update_from_corrections_is_recorded_with_its_metadata(tmp_path: Path
 
 
 def test_the_occupant_prefers_something_else_than_the_rule():
-    humid_and_loud = WindowInputs(27.0, 80.0, 20.0, True, -20.0)
+    humid_and_loud = WindowInputs(temperature=27.0, humidity=80.0, outdoor_temperature=20.0, motion=True,
+                                  sound_level=-20.0)
     assert preference(humid_and_loud) == 0.0
-    assert preference(WindowInputs(22.0, 80.0, 15.0)) > 20.0
-    assert preference(WindowInputs(22.0, 80.0, 15.0)) - comfort_rule(WindowInputs(22.0, 80.0, 15.0))[0] == 25.0
+    humid = WindowInputs(temperature=22.0, humidity=80.0, outdoor_temperature=15.0)
+    assert preference(humid) > 20.0 and preference(humid) - comfort_rule(humid)[0] == 25.0
