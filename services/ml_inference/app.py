@@ -31,6 +31,15 @@ def _body() -> Any:
         raise InvalidRequest("INVALID_JSON", f"The request body is not valid JSON ({clip(str(exc), 120)}).") from None
 
 
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise InvalidRequest("INVALID_VALUE", f"{name}: must be a whole number {low}..{high}, got {raw!r}", field=name)
+    return int(raw)
+
+
 def create_app(settings: Settings, service: MlInference | None = None) -> Flask:
     """The Flask app. Without ``service`` one is built from ``settings`` and started (the model
     loads in the background); a service passed in is used as it is."""
@@ -57,7 +66,39 @@ def create_app(settings: Settings, service: MlInference | None = None) -> Flask:
 
     @app.get("/model")
     def model() -> Response:
-        return json_response(service.recommender.info())
+        return json_response(service.model_info())
+
+    @app.get("/models")
+    def models() -> Response:
+        active = service.learner.versions.active()
+        return json_response({"active": active.version if active else None,
+                              "versions": [v.to_dict() for v in service.learner.versions.list()]})
+
+    @app.post("/models/<version>/activate")
+    def activate(version: str) -> Response:
+        return json_response(service.learner.activate(version).to_dict())
+
+    @app.post("/train")
+    def train() -> Response:
+        service.learner.request()
+        return json_response({"queued": True, **service.learner.info()}, 202)
+
+    @app.post("/corrections")
+    def add_correction() -> Response:
+        return json_response(service.correct(_body()))
+
+    @app.get("/corrections")
+    def corrections() -> Response:
+        offset, limit = _int_arg("offset", 0, 0, 10**9), _int_arg("limit", 100, 1, 1000)
+        window = request.args.get("window") or None
+        items = service.learner.store.list(offset, limit, window)
+        return json_response({"corrections": [c.to_dict() for c in items], "offset": offset, "limit": limit,
+                              "total": service.learner.store.count(window),
+                              "invalid": dict(service.learner.store.invalid)})
+
+    @app.delete("/corrections")
+    def forget() -> Response:
+        return json_response({"deleted": service.learner.store.forget(request.args.get("window") or None)})
 
     @app.post("/model/reload")
     def model_reload() -> Response:

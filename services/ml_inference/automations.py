@@ -25,7 +25,7 @@ from shared.errors import NotFound
 from shared.sse import now_iso
 
 from .inputs import WindowInputs
-from .policy import OFF, Decision
+from .policy import HOLD, MOVE, OFF, Decision
 from .recommender import Recommendation
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,11 @@ class Automation:
         self._resumed_at = resumed_at
         self._last: dict[str, Any] = {}
         self.evaluations = 0
+        # What a person's command is compared with (corrections.why_not_a_correction).
+        self.moment: tuple[float, str, WindowInputs] | None = None  # (evaluated at, action, inputs)
+        self.last_move_at = 0.0
+        # The version that made the latest recommendation and its validation error (set by the service).
+        self.model_facts: dict[str, Any] = {}
 
     @property
     def mode(self) -> str:
@@ -69,6 +74,11 @@ class Automation:
     def record(self, decision: Decision, recommendation: Recommendation, inputs: WindowInputs) -> None:
         with self._lock:
             self.evaluations += 1
+            now = time.time()
+            if decision.action != HOLD:  # a hold is the answer to the command being judged, not the situation
+                self.moment = (now, decision.action, inputs)
+            if decision.action == MOVE:
+                self.last_move_at = now
             self._last = {"action": decision.action, "position": decision.position,
                           "model_position": round(recommendation.position, 1),
                           "confidence": round(recommendation.confidence, 3), "reason": decision.reason,
@@ -79,7 +89,7 @@ class Automation:
         """The state of the automation's switch device: on/off, the mode and the latest decision."""
         with self._lock:
             last = {k: v for k, v in self._last.items() if k not in ("inputs", "evaluated_at", "model")}
-            return {"state": "on" if self._mode == AUTO else "off", "mode": self._mode, **last}
+            return {"state": "on" if self._mode == AUTO else "off", "mode": self._mode, **last, **self.model_facts}
 
     def view(self) -> dict[str, Any]:
         with self._lock:
@@ -88,7 +98,8 @@ class Automation:
                 "sensors": dict(self.spec.sensors), "mode": self._mode, "configured_mode": self.spec.mode,
                 "min_change": self.spec.min_change, "min_position": self.spec.min_position,
                 "max_position": self.spec.max_position, "interval": self.spec.interval,
-                "manual_hold": self.spec.manual_hold, "evaluations": self.evaluations, "last": last or None}
+                "manual_hold": self.spec.manual_hold, "evaluations": self.evaluations, "last": last or None,
+                **self.model_facts}
 
 
 class Automations:

@@ -18,8 +18,11 @@ from shared.sse import EventPublisher
 
 from .automations import SERVICE, Automations
 from .inputs import InvalidInput, WindowInputs, parse_batch, parse_inputs
+from .learner import Learner
+from .learning_metrics import LearningMetrics
 from .policy import ManualCommand, WindowFacts, decide
 from .recommender import ModelUnavailable, Recommendation, Recommender
+from .versions import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +45,17 @@ class MlInference:
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1))
         self._decisions = self.metrics.counter("automation_decisions", "Automation decisions", ("automation", "action"))
         self.metrics.gauge_function("model_ready", "1 when a model is loaded", lambda: float(self.recommender.ready))
+        self.learner = Learner(settings.data_dir, settings.ml.model_path, self.recommender,
+                               train_after=settings.ml.train_after, on_trained=self._trained)
+        self.learning_metrics = LearningMetrics(self.metrics, self.learner)
 
     def start(self) -> MlInference:
         self.recommender.start()
+        self.learner.start()
         return self
 
     def stop(self) -> None:
+        self.learner.stop()
         self.events.close()
 
     def health_checks(self) -> dict[str, tuple[bool, str]]:
@@ -120,10 +128,47 @@ class MlInference:
         decision = decide(automation.spec, automation.mode, recommendation, window, manual, automation.resumed_at,
                           self.settings.ml.confidence_threshold, time.time())
         automation.record(decision, recommendation, inputs)
+        automation.model_facts = self._model_facts(recommendation.model)
+        self.learning_metrics.predicted(automation.spec.window, recommendation.confidence)
         self._decisions.labels(automation_id, decision.action).inc()
         self.automations.publish(automation)
         return {"automation": automation_id, "mode": automation.mode, **decision.to_dict(),
                 "recommendation": recommendation.to_dict(), "inference_ms": round(elapsed_ms, 3)}
+
+    # -- learning (learner.py)
+
+    def model_info(self) -> dict[str, Any]:
+        """``GET /model``: the model in use, its version's validation and calibration, the learning."""
+        return {**self.recommender.info(), "learning": self.learner.info()}
+
+    def correct(self, body: Any) -> dict[str, Any]:
+        """``POST /corrections``: a person's command as a sample (docs/automation.md, "Learning")."""
+        if not isinstance(body, dict):
+            raise _invalid("", "the body must be a JSON object with window (or automation), position and inputs")
+        automation = None
+        if body.get("automation") is not None:
+            automation = self.automations.get(str(body["automation"]))
+            if body.get("window") not in (None, automation.spec.window):
+                raise _invalid("window", f"automation {automation.spec.automation_id} moves "
+                                         f"{automation.spec.window}, not {body.get('window')}")
+        result = self.learner.correct(body, automation)
+        window = body.get("window") or (automation.spec.window if automation else "?")
+        self.learning_metrics.corrected(str(window), result["stored"])
+        return result
+
+    def _model_facts(self, version: str) -> dict[str, Any]:
+        """The model's version and validation error for the automation's state (so on MQTT)."""
+        try:
+            validation = self.learner.versions.get(version).validation
+        except KeyError:
+            validation = {}
+        error = validation.get("corrections_mae")
+        return {"model": version, "model_error": validation.get("rule_mae") if error is None else error}
+
+    def _trained(self, version: ModelVersion) -> None:
+        if version.training_s is not None:
+            self.learning_metrics.training.observe(version.training_s)
+        self.events.publish("model", version.to_dict())
 
     # -- events
 
