@@ -39,6 +39,8 @@ CORE_MODULES = (
     "services.ml_inference.service", "services.ml_inference.automations", "services.ml_inference.inputs",
     "services.ml_inference.model", "services.ml_inference.policy", "services.ml_inference.recommender",
     "services.ml_inference.rule", "services.ml_inference.train",
+    "services.ml_inference.corrections", "services.ml_inference.versions", "services.ml_inference.learning",
+    "services.ml_inference.learner", "services.ml_inference.learning_metrics", "services.ml_inference.occupant",
     # the bridge has no web layer at all
     "bridge.bridge",
 )
