@@ -9,10 +9,10 @@ https://www.home-assistant.io/integrations/switch.mqtt/
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from shared import jsonio
+from shared.devices import COLOR
 
 
 class HaCommandError(ValueError):
@@ -76,7 +76,7 @@ def ha_light_state(state: dict[str, Any]) -> dict[str, Any]:
     if isinstance(state.get("brightness"), (int, float)):
         out["brightness"] = int(state["brightness"])
     color = state.get("color")
-    if isinstance(color, str) and re.fullmatch(r"#[0-9a-fA-F]{6}", color):
+    if isinstance(color, str) and COLOR.match(color):
         out["color_mode"] = "rgb"
         out["color"] = {"r": int(color[1:3], 16), "g": int(color[3:5], 16), "b": int(color[5:7], 16)}
     return out

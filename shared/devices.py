@@ -31,7 +31,7 @@ from shared.logs import clip, excerpt
 INTERVAL_RANGE_S = (0.1, 86_400.0)
 """Seconds between readings a sensor command may set (the firmware takes 1 ms .. 1 day)."""
 BLINK_DEFAULT_MS = 500
-COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+COLOR = re.compile(r"\A#[0-9a-fA-F]{6}\Z")  # \Z: "$" would let a trailing newline through
 """A colour as every program writes it: ``#rrggbb``."""
 ON_WORDS = frozenset({"on", "true", "1", "yes", "open", "detected", "active"})
 OFF_WORDS = frozenset({"off", "false", "0", "no", "closed", "clear", "inactive", "idle"})
