@@ -14,14 +14,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB_PACKAGES = ("flask", "werkzeug")
-ROUTE_MODULES = {"app", "__main__", "__init__"}
-"""A service's route layer and launcher: the only service modules that may import Flask."""
+ROUTE_MODULES = {"app", "__main__", "__init__", "page"}
+"""A service's route layer and launcher: the only service modules that may import Flask (the
+aggregator's ``page`` adds the status page's routes to its app)."""
 
 CORE_MODULES = (
     # the shared plain-Python parts the cores stand on
     "shared.clock", "shared.commands", "shared.config", "shared.device_table", "shared.devices",
     "shared.error_log", "shared.errors", "shared.metrics", "shared.sse", "shared.logs",
-    "shared.stream_positions", "shared.bridge_report", "shared.identity",
+    "shared.stream_positions", "shared.bridge_report", "shared.identity", "shared.handler_core",
     # serial_handler
     "services.serial_handler.handler", "services.serial_handler.link", "services.serial_handler.lines",
     "services.serial_handler.devices", "services.serial_handler.commands",
@@ -33,7 +34,7 @@ CORE_MODULES = (
     "services.state_aggregator.automation_core",
     "services.state_aggregator.cache", "services.state_aggregator.commands",
     "services.state_aggregator.handlers", "services.state_aggregator.registry",
-    "services.state_aggregator.routing",
+    "services.state_aggregator.routing", "services.state_aggregator.history",
     # ml_inference
     "services.ml_inference.service", "services.ml_inference.automations", "services.ml_inference.inputs",
     "services.ml_inference.model", "services.ml_inference.policy", "services.ml_inference.recommender",
