@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.context import BridgeContext, Feature
-from bridge.ha_payloads import ha_cover_state, ha_light_state
+from bridge.ha_payloads import ha_component, ha_cover_state, ha_light_state
 from shared.config import DeviceSpec, Settings
 from shared.devices import DeviceType, device_type
 from shared.topics import Topics
@@ -295,9 +295,10 @@ class DiscoveryFeature(Feature):
         record = self.ctx.devices.get(device_id)
         if record is None:
             return
-        if record.type == "led":
+        component = ha_component(record.type)
+        if component == "light":
             self.ctx.publish_state(self.ctx.topics.ha_state(device_id), ha_light_state(record.state))
-        elif record.type == "window":
+        elif component == "cover":
             state = ha_cover_state(record.state)
             if state is not None:
                 self.ctx.publish_state(self.ctx.topics.ha_state(device_id), state)

@@ -210,6 +210,19 @@ def test_ha_command_translation():
         "state": "ON", "brightness": 9, "color_mode": "rgb", "color": {"r": 16, "g": 32, "b": 48}}
 
 
+def test_ha_commands_follow_the_component_the_registry_names(monkeypatch):
+    """A type announced as a switch takes a switch's ON/OFF, whatever its name: the payload's
+    shape belongs to the component, the component to the registry."""
+    from dataclasses import replace
+
+    from shared import devices
+
+    with pytest.raises(HaCommandError, match="relay"):
+        translate_ha_command("relay", "set", b"ON")
+    monkeypatch.setitem(devices.REGISTRY, "relay", replace(devices.REGISTRY["switch"], name="relay"))
+    assert translate_ha_command("relay", "set", b"ON") == {"state": "on"}
+
+
 def config_topics(watcher) -> list[str]:
     return [t for t, p, _ in watcher.messages if t.startswith("homeassistant/") and t.endswith("/config") and p]
 
