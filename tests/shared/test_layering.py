@@ -14,9 +14,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB_PACKAGES = ("flask", "werkzeug")
-ROUTE_MODULES = {"app", "__main__", "__init__", "page"}
-"""A service's route layer and launcher: the only service modules that may import Flask (the
-aggregator's ``page`` adds the status page's routes to its app)."""
+ROUTE_MODULES = {"app", "page", "__main__", "__init__"}
+"""A service's route layer (``app.py``, the aggregator's status page) and launcher: the only service
+modules that may import Flask."""
 
 CORE_MODULES = (
     # the shared plain-Python parts the cores stand on
@@ -33,8 +33,8 @@ CORE_MODULES = (
     "services.state_aggregator.aggregator", "services.state_aggregator.automation",
     "services.state_aggregator.automation_core",
     "services.state_aggregator.cache", "services.state_aggregator.commands",
-    "services.state_aggregator.handlers", "services.state_aggregator.registry",
-    "services.state_aggregator.routing", "services.state_aggregator.history",
+    "services.state_aggregator.handlers", "services.state_aggregator.history", "services.state_aggregator.registry",
+    "services.state_aggregator.routing",
     # ml_inference
     "services.ml_inference.service", "services.ml_inference.automations", "services.ml_inference.inputs",
     "services.ml_inference.model", "services.ml_inference.policy", "services.ml_inference.recommender",
