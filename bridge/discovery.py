@@ -25,27 +25,26 @@ import logging
 import random
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bridge.context import BridgeContext, Feature
-from bridge.ha_payloads import ha_cover_state, ha_light_state
+from bridge.ha_payloads import ha_component, ha_cover_state, ha_light_state
 from shared.config import DeviceSpec, Settings
-from shared.devices import DEVICE_TABLE, HaSensor
+from shared.devices import DeviceType, device_type
 from shared.topics import Topics
 
 log = logging.getLogger(__name__)
 
-# sensor: device_class -> unit; they must fit each other (sensor.mqtt / sensor device classes).
-# The registry (shared/devices.py) says it for every property of a type whose component is a
-# sensor. Our sound level is dBFS: no device class (it is no sound pressure), its own unit.
-SENSORS: dict[str, list[tuple[str, str, HaSensor]]] = {
-    # device type: [(property, object id suffix, how HA shows it)]; the main property has no suffix
-    entry.name: [(prop.name, "" if prop is entry.main else f"_{prop.name}", prop.ha)
-                 for prop in entry.properties if prop.ha is not None]
-    for entry in DEVICE_TABLE if entry.ha_component == "sensor"
-}
 _ID_OK = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def _classes(device_class: str | None, unit: str | None = None, state_class: str | None = None) -> dict[str, Any]:
+    """The class keys the registry gives an entity; a key it leaves out is not published at all
+    (no class rather than a wrong one: our dBFS sound level is no sound pressure)."""
+    keys = {"device_class": device_class, "unit_of_measurement": unit, "state_class": state_class}
+    return {key: value for key, value in keys.items() if value is not None}
 
 
 def object_id(text: str) -> str:
@@ -151,47 +150,68 @@ class DiscoveryBuilder:
         return payload
 
     def entities(self, spec: DeviceSpec) -> list[tuple[str, str, dict[str, Any]]]:
-        """[(component, object id, payload)] for one of our devices."""
+        """[(component, object id, payload)] for one of our devices.
+
+        The registry (shared/devices.py) says which component a type is and with which
+        device_class, unit and state_class; the payload's shape per component is written here."""
+        try:
+            entry = device_type(spec.type)
+        except KeyError:
+            return []
         uid = object_id(f"{self.settings.instance_id}_{spec.device_id}")
-        t = self.topics
-        d = spec.device_id
-        if spec.type in SENSORS:
-            out = []
-            for prop, suffix, ha in SENSORS[spec.type]:
-                payload = self._base(spec, "sensor", uid + suffix, prop if suffix else "")
-                payload.update(state_topic=t.state_property(d, prop), unit_of_measurement=ha.unit)
-                payload.update({k: v for k, v in (("device_class", ha.device_class), ("state_class", ha.state_class))
-                                if v is not None})  # no class at all rather than a wrong one (dBFS)
-                out.append(("sensor", uid + suffix, payload))
-            return out
-        if spec.type == "motion":
-            payload = self._base(spec, "binary_sensor", uid)
-            payload.update(state_topic=t.state_property(d, "motion"), device_class="motion",
-                           payload_on="true", payload_off="false")
-            return [("binary_sensor", uid, payload)]
-        if spec.type == "window":
-            payload = self._base(spec, "cover", uid)
-            # state_topic: opening/closing/open/closed/stopped from moving and target (ha_cover_state);
-            # without it HA calls a window that is still moving "open" at every step.
-            payload.update(device_class="window", command_topic=t.ha_command(d, "set"),
-                           payload_open="OPEN", payload_close="CLOSE", payload_stop="STOP",
-                           set_position_topic=t.ha_command(d, "position"),
-                           position_topic=t.state_property(d, "position"),
-                           position_open=100, position_closed=0, state_topic=t.ha_state(d),
-                           state_open="open", state_opening="opening", state_closed="closed",
-                           state_closing="closing", state_stopped="stopped")
-            return [("cover", uid, payload)]
-        if spec.type == "led":
-            payload = self._base(spec, "light", uid)
-            payload.update(schema="json", command_topic=t.ha_command(d, "set"), state_topic=t.ha_state(d),
-                           brightness=True, supported_color_modes=["rgb"])
-            return [("light", uid, payload)]
-        if spec.type == "switch":
-            payload = self._base(spec, "switch", uid)
-            payload.update(command_topic=t.ha_command(d, "set"), state_topic=t.state_property(d, "state"),
-                           payload_on="ON", payload_off="OFF", state_on="on", state_off="off")
-            return [("switch", uid, payload)]
-        return []
+        shape = self._SHAPES.get(entry.ha_component)
+        if shape is None:
+            return []
+        if entry.ha_component == "sensor":
+            return shape(self, spec, entry, uid)
+        payload = self._base(spec, entry.ha_component, uid)
+        payload.update(_classes(entry.ha_device_class))
+        payload.update(shape(self, spec, entry))
+        return [(entry.ha_component, uid, payload)]
+
+    def _sensors(self, spec: DeviceSpec, entry: DeviceType, uid: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """One sensor entity per property the registry shows in HA; the main one has no suffix."""
+        out = []
+        for prop in entry.properties:
+            if prop.ha is None:
+                continue
+            suffix = "" if prop is entry.main else f"_{prop.name}"
+            payload = self._base(spec, "sensor", uid + suffix, prop.name if suffix else "")
+            payload.update(state_topic=self.topics.state_property(spec.device_id, prop.name))
+            payload.update(_classes(prop.ha.device_class, prop.ha.unit, prop.ha.state_class))
+            out.append(("sensor", uid + suffix, payload))
+        return out
+
+    def _binary_sensor(self, spec: DeviceSpec, entry: DeviceType) -> dict[str, Any]:
+        # Booleans are published as bare "true"/"false" on the per-property topic.
+        return {"state_topic": self.topics.state_property(spec.device_id, entry.main.name),
+                "payload_on": "true", "payload_off": "false"}
+
+    def _cover(self, spec: DeviceSpec, entry: DeviceType) -> dict[str, Any]:
+        t, d = self.topics, spec.device_id
+        # state_topic: opening/closing/open/closed/stopped from moving and target (ha_cover_state);
+        # without it HA calls a window that is still moving "open" at every step.
+        return {"command_topic": t.ha_command(d, "set"),
+                "payload_open": "OPEN", "payload_close": "CLOSE", "payload_stop": "STOP",
+                "set_position_topic": t.ha_command(d, "position"),
+                "position_topic": t.state_property(d, "position"),
+                "position_open": 100, "position_closed": 0, "state_topic": t.ha_state(d),
+                "state_open": "open", "state_opening": "opening", "state_closed": "closed",
+                "state_closing": "closing", "state_stopped": "stopped"}
+
+    def _light(self, spec: DeviceSpec, entry: DeviceType) -> dict[str, Any]:
+        t, d = self.topics, spec.device_id
+        return {"schema": "json", "command_topic": t.ha_command(d, "set"), "state_topic": t.ha_state(d),
+                "brightness": True, "supported_color_modes": ["rgb"]}
+
+    def _switch(self, spec: DeviceSpec, entry: DeviceType) -> dict[str, Any]:
+        t, d = self.topics, spec.device_id
+        return {"command_topic": t.ha_command(d, "set"), "state_topic": t.state_property(d, entry.main.name),
+                "payload_on": "ON", "payload_off": "OFF", "state_on": "on", "state_off": "off"}
+
+    _SHAPES: dict[str, Callable[..., Any]] = {"sensor": _sensors, "binary_sensor": _binary_sensor,
+                                              "cover": _cover, "light": _light, "switch": _switch}
+    """The payload shape of each Home Assistant component a registry type may name."""
 
     def configs(self) -> dict[str, dict[str, Any]]:
         out = {}
@@ -275,9 +295,10 @@ class DiscoveryFeature(Feature):
         record = self.ctx.devices.get(device_id)
         if record is None:
             return
-        if record.type == "led":
+        component = ha_component(record.type)
+        if component == "light":
             self.ctx.publish_state(self.ctx.topics.ha_state(device_id), ha_light_state(record.state))
-        elif record.type == "window":
+        elif component == "cover":
             state = ha_cover_state(record.state)
             if state is not None:
                 self.ctx.publish_state(self.ctx.topics.ha_state(device_id), state)

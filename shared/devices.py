@@ -14,7 +14,8 @@ A logical device has one ``type``; its entry here fixes everything the programs 
 
 What is generated from this table (``make docs``; a test fails when a copy is stale): the
 ``type`` enum and the automation ``sensors`` of shared/instance.schema.json, manifest.json's
-``device_types``, and the device-type tables of README.md and docs/architecture.md.
+``device_types``, setup.json's board-part checkboxes and devices (``BOARD_PARTS``), and the
+device-type tables of README.md and docs/architecture.md.
 ``normalize_command`` returns command values in their canonical form (``"on"``/``"off"``,
 lowercase colours, whole-percent positions), so handlers map them without re-validating.
 """
@@ -31,7 +32,7 @@ from shared.logs import clip, excerpt
 INTERVAL_RANGE_S = (0.1, 86_400.0)
 """Seconds between readings a sensor command may set (the firmware takes 1 ms .. 1 day)."""
 BLINK_DEFAULT_MS = 500
-COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+COLOR = re.compile(r"\A#[0-9a-fA-F]{6}\Z")  # \Z: "$" would let a trailing newline through
 """A colour as every program writes it: ``#rrggbb``."""
 ON_WORDS = frozenset({"on", "true", "1", "yes", "open", "detected", "active"})
 OFF_WORDS = frozenset({"off", "false", "0", "no", "closed", "clear", "inactive", "idle"})
@@ -272,6 +273,30 @@ DEVICE_TABLE: tuple[DeviceType, ...] = (
         {"state": _on_off, "color": _color, "brightness": _brightness, "blink": _blink}),
     DeviceType("switch", "a relay or any on/off output", "switch", (StateProperty("state", ON_OFF),),
                {"state": _on_off}),
+)
+
+@dataclass(frozen=True)
+class BoardPart:
+    """A part an ESP32 board may carry, as the setup flow (setup.json, generated) asks for it:
+    one checkbox (``answer``), and the devices a "yes" gives the board."""
+
+    answer: str
+    label: str
+    default: bool
+    devices: tuple[tuple[str, str, str], ...]
+    """(device type, device id suffix after the board id, name after the room)."""
+
+
+BOARD_PARTS: tuple[BoardPart, ...] = (
+    BoardPart("has_climate", "Temperature and humidity sensor (DHT22/BME280)", True,
+              (("temperature", "temperature", "temperature"), ("humidity", "humidity", "humidity"))),
+    BoardPart("has_motion", "PIR motion sensor", True, (("motion", "motion", "motion"),)),
+    BoardPart("has_sound", "I2S microphone (sound level)", True, (("sound_level", "sound", "sound level"),)),
+    BoardPart("has_battery", "Battery (voltage divider on an ADC pin)", False,
+              (("battery", "battery", "board battery"),)),
+    BoardPart("has_co2", "CO2 sensor (Sensirion SCD40, I2C)", False, (("co2", "co2", "CO2"),)),
+    BoardPart("has_window", "Window motor (servo)", True, (("window", "window", "window"),)),
+    BoardPart("has_led", "Status LED", True, (("led", "led", "LED"),)),
 )
 
 DEVICE_TYPES: tuple[str, ...] = tuple(t.name for t in DEVICE_TABLE)

@@ -1,6 +1,7 @@
 """How services are served.
 
-``serve()`` is what every ``python -m services.<name>`` calls: the Flask app under gunicorn
+``main()`` is what every ``python -m services.<name>`` runs: its settings loaded (or the program
+ends naming what is wrong), then ``serve()``: the Flask app under gunicorn
 with one worker (a serial port opens once; caches live in memory) and a gthread pool big
 enough for the SSE clients, each of which holds a thread for as long as it is connected.
 No client can take every thread: a request reaches a thread only once it has arrived whole
@@ -561,6 +562,15 @@ def serve(app_factory: Callable[[Any], Any], settings: Any, service_name: str,
     log.info("%s starting on %s:%s (gunicorn gthread, %d threads)", service_name, address.host,
              address.port, threads)
     _Application().run()
+
+
+def main(service_name: str, app_factory: Callable[[Any], Any]) -> int:
+    """``python -m services.<service_name>``: load the instance's settings (a config error ends
+    the program with its message) and serve ``app_factory(settings)`` until stopped."""
+    from shared.config import load_settings_or_exit
+
+    serve(app_factory, load_settings_or_exit(service_name), service_name)
+    return 0
 
 
 class _ConnectionTrackingServer(ThreadedWSGIServer):

@@ -1,7 +1,6 @@
 """The ML inference service's REST API (docs/rest-api.md): routes only; ``MlInference`` does the work."""
 from __future__ import annotations
 
-import atexit
 from typing import Any
 
 from flask import Flask, Response, request
@@ -9,16 +8,9 @@ from flask import Flask, Response, request
 from shared import jsonio
 from shared.config import Settings
 from shared.errors import InvalidRequest
-from shared.handler_api import install_handler_api
+from shared.handler_api import handler_app
 from shared.logs import clip
-from shared.web import (
-    health_response,
-    install_api_token,
-    install_error_handlers,
-    install_instance_header,
-    install_metrics,
-    json_response,
-)
+from shared.web import health_response, json_response
 
 from .service import SERVICE, MlInference
 
@@ -43,16 +35,7 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 def create_app(settings: Settings, service: MlInference | None = None) -> Flask:
     """The Flask app. Without ``service`` one is built from ``settings`` and started (the model
     loads in the background); a service passed in is used as it is."""
-    if service is None:
-        service = MlInference(settings).start()
-        atexit.register(service.stop)  # end the event streams on shutdown
-    app = Flask(__name__)
-    app.extensions[SERVICE] = service
-    install_error_handlers(app, service.errors)
-    install_instance_header(app, settings.instance_id)
-    install_api_token(app, settings.api_token)
-    install_metrics(app, service.metrics)
-    install_handler_api(app, service)
+    app, service = handler_app(__name__, SERVICE, settings, service, MlInference)
 
     @app.get("/health")
     def health() -> Response:

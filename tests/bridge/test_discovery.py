@@ -83,6 +83,38 @@ def test_a_co2_device_is_announced_as_carbon_dioxide_in_ppm(instance_settings):
     assert payload["state_topic"].endswith("/devices/living_co2/state/co2")
 
 
+def test_every_type_is_announced_as_the_registry_says(instance_settings, monkeypatch):
+    """Component, device_class, unit and state_class come from shared/devices.py for every type;
+    changing the registry changes the announcement, and nothing else needs to."""
+    from dataclasses import replace
+
+    from shared import devices
+
+    def announced():
+        docs = example_document()["devices"] + [
+            {"device_id": f"board_{t}", "name": f"Board {t}", "type": t, "source": {"board": "living_room_esp32"}}
+            for t in devices.DEVICE_TYPES]
+        configs = build(instance_settings(overrides={"devices": docs}))
+        for topic, payload in configs.items():
+            assert problems(topic, payload) == [], topic
+        return {t: [(topic.split("/")[1], p) for topic, p in configs.items() if f"_board_{t}" in topic]
+                for t in devices.DEVICE_TYPES}
+
+    for name, entities in announced().items():
+        entry = devices.device_type(name)
+        assert entities, name
+        for component, payload in entities:
+            assert component == entry.ha_component, name
+            if component == "sensor":
+                assert (payload.get("device_class"), payload["unit_of_measurement"]) in \
+                    {(p.ha.device_class, p.ha.unit) for p in entry.properties if p.ha is not None}, name
+            else:
+                assert payload.get("device_class") == entry.ha_device_class, name
+    monkeypatch.setitem(devices.REGISTRY, "switch", replace(devices.REGISTRY["switch"], ha_device_class="outlet"))
+    [(component, payload)] = announced()["switch"]
+    assert (component, payload["device_class"]) == ("switch", "outlet")
+
+
 def test_unique_ids_are_stable_and_one_device_per_board_or_endpoint(instance_settings):
     first, second = build(instance_settings()), build(instance_settings())
     assert [p["unique_id"] for p in first.values()] == [p["unique_id"] for p in second.values()]
@@ -176,6 +208,19 @@ def test_ha_command_translation():
             translate_ha_command(device_type, which, payload)
     assert ha_light_state({"state": "on", "color": "#102030", "brightness": 9}) == {
         "state": "ON", "brightness": 9, "color_mode": "rgb", "color": {"r": 16, "g": 32, "b": 48}}
+
+
+def test_ha_commands_follow_the_component_the_registry_names(monkeypatch):
+    """A type announced as a switch takes a switch's ON/OFF, whatever its name: the payload's
+    shape belongs to the component, the component to the registry."""
+    from dataclasses import replace
+
+    from shared import devices
+
+    with pytest.raises(HaCommandError, match="relay"):
+        translate_ha_command("relay", "set", b"ON")
+    monkeypatch.setitem(devices.REGISTRY, "relay", replace(devices.REGISTRY["switch"], name="relay"))
+    assert translate_ha_command("relay", "set", b"ON") == {"state": "on"}
 
 
 def config_topics(watcher) -> list[str]:

@@ -84,6 +84,7 @@ def test_on_off_words_are_one_set(word, meaning):
 
 def test_colour_pattern_is_shared():
     assert devices.COLOR.match("#A0b1C2") and not devices.COLOR.match("#abc")
+    assert not devices.COLOR.match("#a0b1c2\n")  # "$" would have let the newline through
     assert normalize_command("led", {"color": "#A0B1C2"}) == {"color": "#a0b1c2"}
 
 

@@ -22,7 +22,7 @@ CORE_MODULES = (
     # the shared plain-Python parts the cores stand on
     "shared.clock", "shared.commands", "shared.config", "shared.device_table", "shared.devices",
     "shared.error_log", "shared.errors", "shared.metrics", "shared.sse", "shared.logs",
-    "shared.stream_positions", "shared.bridge_report", "shared.identity",
+    "shared.stream_positions", "shared.bridge_report", "shared.identity", "shared.handler_core",
     # serial_handler
     "services.serial_handler.handler", "services.serial_handler.link", "services.serial_handler.lines",
     "services.serial_handler.devices", "services.serial_handler.commands",
