@@ -2,19 +2,24 @@
 Pure functions of their arguments (no service, no files): the learner (learner.py) runs them
 in a background thread and keeps the result (versions.py).
 
+* **What is learnt**: adjustments (adjustments.py) on top of the parent's network, fitted on all
+  the training corrections each time (an update refits them; the network is never changed, so
+  the rule it learnt cannot be forgotten where no adjustment applies).
 * **Held out**: every ``HOLDOUT_EVERY``-th correction (by id) never trains; it judges. The same
   corrections stay held out across updates, so the errors of two versions are comparable.
-* **Replay**: each update also trains on ``REPLAY`` situations labelled by the comfort rule
-  (rule.py), and the two losses weigh the same, so a few corrections move the model where the
-  person said, not everywhere.
 * **The gate**: a candidate becomes active only if its error on the held-out corrections is
-  lower than its parent's and its error on held-out rule cases (those whose nearest correction
-  agrees with the rule) is within ``RULE_MARGIN`` points of the first model's.
+  lower than its parent's and its error on held-out rule cases is within ``RULE_MARGIN`` points
+  of the first model's. The rule cases counted are those where the person has not said
+  otherwise: a case is left out only inside the region of an adjustment the training
+  corrections asked for (``disputed``: of the corrections there whose answer it changes by more
+  than ``DISAGREE`` points, most are nearer the adjusted answer). So the margin measures
+  forgetting, i.e. answers changed where no correction asked; how far an asked-for region
+  reaches is judged by the held-out corrections (a region too wide raises their error).
 * **Confidence**: the model's confidence head is mapped, by histogram binning fitted on half
   of the validation cases, to the observed probability that the recommendation is within
   ``TOLERANCE`` points of the truth; the expected calibration error (ECE) is measured on the
   other half.
-* Deterministic for a seed: one thread, seeded torch, data in id order.
+* Deterministic: no randomness in the fit; data in id order.
 """
 from __future__ import annotations
 
@@ -25,8 +30,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import torch
 
+from . import adjustments
 from .corrections import Correction
 from .inputs import FEATURES, features
 from .model import WindowModel
@@ -35,18 +42,14 @@ from .train import _one_thread, sample_inputs
 
 SEED = 16
 HOLDOUT_EVERY = 4
-REPLAY = 800
 RULE_CASES = 1_000
-STEPS = 150
-LEARNING_RATE = 3e-3
 RULE_MARGIN = 3.0
 """Points of mean absolute error on held-out rule cases a candidate may lose against the first model."""
 TOLERANCE = 10.0
 """Confidence is the probability that the recommendation is within this many points of the truth."""
 DISAGREE = 10.0
-NEAR = 1.6
+"""Points a correction must differ from the rule by to count as the person disagreeing."""
 BINS = 10
-CORRECTION_WEIGHT = 5.0
 
 
 @dataclass(frozen=True)
@@ -62,10 +65,9 @@ class Candidate:
 
 
 def warm_up(parent: WindowModel, seed: int = SEED) -> None:
-    """Build the cached rule cases and run torch's first backward pass once, at start: otherwise
-    the first update pays seconds for them."""
+    """Build the cached rule cases once, at start: otherwise the first update pays for them."""
     rule_cases(RULE_CASES, seed + 1)
-    fine_tune(parent, [], seed, steps=1)
+    predict(parent, rule_cases(RULE_CASES, seed + 1)[0][:8])
 
 
 def split(corrections: Sequence[Correction]) -> tuple[list[Correction], list[Correction]]:
@@ -109,45 +111,39 @@ def mae(model: WindowModel, x: torch.Tensor, y: torch.Tensor) -> float | None:
     return round(float((position - y).abs().mean()), 3)
 
 
-def agreeing_rule_cases(x: torch.Tensor, y: torch.Tensor, corrections: Sequence[Correction]) -> torch.Tensor:
-    """A mask of the rule cases whose nearest correction (in feature space, within NEAR) does not
-    disagree with the rule by more than DISAGREE points: where the person said otherwise, the
-    person wins; elsewhere the rule must hold."""
-    if not corrections:
-        return torch.ones(len(x), dtype=torch.bool)
+def disputed(model: WindowModel, x: torch.Tensor, corrections: Sequence[Correction]) -> torch.Tensor:
+    """A mask of the rows of ``x`` inside the region of an adjustment of ``model`` that the training
+    ``corrections`` asked for: among the corrections in its region whose answer it changes by more
+    than DISAGREE points, most are nearer the adjusted answer than the network's. There the person
+    overruled the rule, so a rule case there is not the rule's to judge."""
+    out = np.zeros(len(x), dtype=bool)
+    if not model.adjustments or not corrections:
+        return torch.from_numpy(out)
     cx, cy = tensors(corrections)
-    disagrees = torch.tensor([abs(comfort_rule(c.inputs)[0] - c.position) > DISAGREE for c in corrections])
-    distance = torch.cdist(x, cx)
-    nearest, which = distance.min(dim=1)
-    return ~(disagrees[which] & (nearest <= NEAR))
+    with torch.inference_mode():
+        base = model.network(cx)[0].numpy().astype(np.float64)
+    rows, labels = cx.numpy(), cy.numpy()
+    for a in model.adjustments:
+        adjusted = adjustments.apply([a], rows, base)
+        changed = np.abs(adjusted - base) > DISAGREE
+        if changed.any() and (np.abs(labels - adjusted) < np.abs(labels - base))[changed].mean() >= 0.5:
+            out |= adjustments.region(a, x.numpy())
+    return torch.from_numpy(out)
 
 
-def fine_tune(parent: WindowModel, corrections: Sequence[Correction], seed: int = SEED, steps: int | None = None,
-              replay: int | None = None) -> WindowModel:
-    """A copy of ``parent`` trained further on ``corrections`` plus rule replay."""
-    steps = STEPS if steps is None else steps
-    replay = REPLAY if replay is None else replay
+def adapt(parent: WindowModel, corrections: Sequence[Correction]) -> WindowModel:
+    """A copy of ``parent``'s network with the adjustments fitted on ``corrections`` (replacing
+    the parent's: every update refits them on all the corrections there are)."""
     with _one_thread():
-        torch.manual_seed(seed)
         model = WindowModel(hidden=parent.position.in_features)
         model.load_state_dict(parent.state_dict())
-        rx, ry, rc = rule_cases(replay, seed)
-        keep = agreeing_rule_cases(rx, ry, corrections)  # where the person disagreed, no rule replay
-        rx, ry, rc = rx[keep], ry[keep], rc[keep]
-        cx, cy = tensors(corrections)
-        optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-        model.train()
-        for _ in range(steps):
-            position, confidence = model(rx)
-            loss = torch.nn.functional.mse_loss(position / 100.0, ry / 100.0) + \
-                torch.nn.functional.mse_loss(confidence, rc)
-            if len(cx):
-                corrected, _ = model(cx)
-                loss = loss + CORRECTION_WEIGHT * torch.nn.functional.mse_loss(corrected / 100.0, cy / 100.0)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
         model.eval()
+        if corrections:
+            cx, cy = tensors(corrections)
+            with torch.inference_mode():
+                base, _ = model.network(cx)
+            model.adjustments = tuple(adjustments.fit(cx.numpy().astype(np.float64), base.numpy().astype(np.float64),
+                                                      cy.numpy().astype(np.float64)))
     return model
 
 
@@ -190,22 +186,15 @@ def calibrate(raw: float, table: Sequence[float] | None) -> float:
     return float(table[min(max(int(raw * len(table)), 0), len(table) - 1)])
 
 
-def validation_set(held: Sequence[Correction], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Held-out corrections plus held-out rule cases: what calibration is fitted and judged on."""
-    hx, hy = tensors(held)
-    rx, ry, _ = rule_cases(RULE_CASES, seed + 1)
-    mask = agreeing_rule_cases(rx, ry, held)
-    return torch.cat([hx, rx[mask]]), torch.cat([hy, ry[mask]])
-
-
 def judge(model: WindowModel, held: Sequence[Correction], everything: Sequence[Correction],
           seed: int = SEED, raw_ece: bool = False) -> dict[str, Any]:
-    """The validation numbers of a model (``raw_ece``: it is served without a calibration table)."""
+    """The validation numbers of a model (``raw_ece``: it is served without a calibration table).
+    Calibration is fitted and judged on the held-out corrections plus the undisputed rule cases."""
     hx, hy = tensors(held)
     rx, ry, _ = rule_cases(RULE_CASES, seed + 1)
-    mask = agreeing_rule_cases(rx, ry, everything)
-    vx, vy = validation_set(held, seed)
-    table, ece = calibration(model, vx, vy, raw_ece)
+    train, _ = split(everything)
+    mask = ~disputed(model, rx, train)
+    table, ece = calibration(model, torch.cat([hx, rx[mask]]), torch.cat([hy, ry[mask]]), raw_ece)
     return {"corrections_mae": mae(model, hx, hy), "held_out": len(held), "rule_mae": mae(model, rx[mask], ry[mask]),
             "rule_cases": int(mask.sum()), "ece": ece, "calibration": table, "tolerance": TOLERANCE}
 
@@ -213,11 +202,10 @@ def judge(model: WindowModel, held: Sequence[Correction], everything: Sequence[C
 def train_candidate(parent: WindowModel, corrections: Sequence[Correction], *, root_rule_mae: float | None,
                     seed: int = SEED, margin: float = RULE_MARGIN) -> Candidate:
     """Fine-tune, validate, and decide whether the candidate may become active."""
-    rule_cases(REPLAY, seed)  # built once and cached: the first update should not pay for it
-    rule_cases(RULE_CASES, seed + 1)
+    rule_cases(RULE_CASES, seed + 1)  # built once and cached: the first update should not pay for it
     started = time.perf_counter()
     train, held = split(corrections)
-    model = fine_tune(parent, train, seed)
+    model = adapt(parent, train)
     training_s = round(time.perf_counter() - started, 3)
     mine = judge(model, held, corrections, seed)
     theirs = judge(parent, held, corrections, seed)
@@ -231,7 +219,8 @@ def train_candidate(parent: WindowModel, corrections: Sequence[Correction], *, r
     elif baseline is not None and mine["rule_mae"] is not None and mine["rule_mae"] > baseline + margin:
         reason = (f"error on held-out rule cases {mine['rule_mae']} is more than {margin:g} points above the "
                   f"first model's {baseline}")
-    facts = {"teacher": "corrections + comfort rule replay", "seed": seed, "corrections": len(train),
-             "replay": REPLAY, "steps": STEPS, "calibration": mine["calibration"], "tolerance": TOLERANCE}
+    facts = {"teacher": "corrections: adjustments on the first model's network", "seed": seed,
+             "corrections": len(train), "adjustments": [a.describe() for a in model.adjustments],
+             "calibration": mine["calibration"], "tolerance": TOLERANCE}
     return Candidate(model, facts, {**mine, "parent_corrections_mae": theirs["corrections_mae"]},
                      reason is None, reason, training_s, len(train))

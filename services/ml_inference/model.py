@@ -2,7 +2,10 @@
 not fit (format, version, feature list), written atomically, identified by its SHA-256.
 
 A model file is what ``torch.save`` writes for ``{"format", "version", "features", "hidden",
-"trained", "state_dict"}``; a bare ``model.state_dict()`` is accepted too (the features are then
+"trained", "state_dict", "adjustments"}``. Version 2 added ``adjustments`` (what a person's
+corrections taught, adjustments.py: plain strings, numbers and booleans); a model without any is
+still written as version 1, byte for byte what it always was (the default weights keep their
+hash), and version 1 files are read. A bare ``model.state_dict()`` is accepted too (the features are then
 assumed to be this version's). Files are read with ``weights_only=True``: a model file can
 never run code.
 """
@@ -19,10 +22,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from .adjustments import Adjustment, apply
 from .inputs import FEATURES
 
 FORMAT = "sensor-hub/window-model"
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)
+"""File versions this service reads: 1 (a network alone) and 2 (a network and its adjustments)."""
 HIDDEN = 32
 
 
@@ -39,8 +45,18 @@ class WindowModel(nn.Module):
                                   nn.Linear(hidden, hidden), nn.Tanh())
         self.position = nn.Linear(hidden, 1)
         self.confidence = nn.Linear(hidden, 1)
+        self.adjustments: tuple[Adjustment, ...] = ()
+        """What corrections taught (adjustments.py), applied on top of the network's opening."""
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        position, confidence = self.network(x)
+        if self.adjustments:
+            adjusted = apply(self.adjustments, x.detach().numpy(), position.detach().numpy().astype("float64"))
+            position = torch.from_numpy(adjusted).to(position.dtype)
+        return position, confidence
+
+    def network(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's answers alone, without the adjustments (what they adjust)."""
         hidden = self.body(x)
         position = 100.0 * torch.sigmoid(self.position(hidden)).squeeze(-1)
         confidence = torch.sigmoid(self.confidence(hidden)).squeeze(-1)
@@ -66,20 +82,28 @@ class LoadedModel:
     path: Path
     sha256: str
     trained: dict[str, Any] = field(default_factory=dict)
+    file_version: int = VERSION
 
     @property
     def version(self) -> str:
-        """What every prediction names: the format version and the first 12 hex of the file's hash."""
-        return f"window-v{VERSION}:{self.sha256[:12]}"
+        """What every prediction names: the file's format version and the first 12 hex of its hash."""
+        return f"window-v{self.file_version}:{self.sha256[:12]}"
+
+
+def file_version(model: WindowModel) -> int:
+    """The format version a model is written as: 2 only when it has adjustments."""
+    return VERSION if model.adjustments else 1
 
 
 def save_model(model: WindowModel, path: Path, trained: dict[str, Any] | None = None) -> str:
     """Write ``model`` to ``path`` atomically (a reader sees the old file or the new one, never
     half of one); returns the file's SHA-256."""
     buffer = io.BytesIO()
-    torch.save({"format": FORMAT, "version": VERSION, "features": list(FEATURES),
-                "hidden": model.position.in_features, "trained": dict(trained or {}),
-                "state_dict": model.state_dict()}, buffer)
+    content = {"format": FORMAT, "version": file_version(model), "features": list(FEATURES),
+               "hidden": model.position.in_features, "trained": dict(trained or {}), "state_dict": model.state_dict()}
+    if model.adjustments:
+        content["adjustments"] = [a.to_dict() for a in model.adjustments]
+    torch.save(content, buffer)
     data = buffer.getvalue()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -118,6 +142,7 @@ def load_model(path: Path) -> LoadedModel:
                              "replace it, or delete it to get the default weights") from None
     state, hidden, trained = _unwrap(content, path)
     model = WindowModel(hidden=hidden)
+    model.adjustments = _adjustments(content, path)
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, KeyError) as exc:
@@ -127,7 +152,21 @@ def load_model(path: Path) -> LoadedModel:
         position, confidence = model(torch.zeros(1, len(FEATURES)))
     if not (torch.isfinite(position).all() and torch.isfinite(confidence).all()):
         raise ModelFileError(f"model file {path} holds weights that give non-finite outputs")
-    return LoadedModel(model, path, sha256, trained)
+    version = content.get("version") if isinstance(content, dict) and "state_dict" in content else 1
+    return LoadedModel(model, path, sha256, trained, int(version))
+
+
+def _adjustments(content: Any, path: Path) -> tuple[Adjustment, ...]:
+    """A version 2 file's adjustments, each checked (version 1 and bare state dicts have none)."""
+    if not isinstance(content, dict) or "state_dict" not in content:
+        return ()
+    listed = content.get("adjustments") or []
+    if not isinstance(listed, list) or not all(isinstance(a, dict) for a in listed):
+        raise ModelFileError(f"model file {path} has adjustments that are not a list of objects")
+    try:
+        return tuple(Adjustment.from_dict(a) for a in listed)
+    except ValueError as exc:
+        raise ModelFileError(f"model file {path} has a bad adjustment: {exc}") from None
 
 
 def _unwrap(content: Any, path: Path) -> tuple[dict[str, Any], int, dict[str, Any]]:
@@ -136,9 +175,9 @@ def _unwrap(content: Any, path: Path) -> tuple[dict[str, Any], int, dict[str, An
         if content.get("format") != FORMAT:
             raise ModelFileError(f"model file {path} is not a window model (format {content.get('format')!r}, "
                                  f"expected {FORMAT!r})")
-        if content.get("version") != VERSION:
+        if content.get("version") not in READABLE:
             raise ModelFileError(f"model file {path} is version {content.get('version')!r}; this service "
-                                 f"reads version {VERSION}")
+                                 f"reads versions {', '.join(map(str, READABLE))}")
         if list(content.get("features") or []) != list(FEATURES):
             trained = content.get("trained") if isinstance(content.get("trained"), dict) else {}
             default = str(trained.get("teacher", "")).startswith(DEFAULT_TEACHER)

@@ -22,7 +22,7 @@ from typing import Any
 
 from shared.sse import now_iso
 
-from .model import VERSION, LoadedModel, ModelFileError, WindowModel, load_model, save_model
+from .model import LoadedModel, ModelFileError, WindowModel, file_version, load_model, save_model
 
 ACTIVE, ACCEPTED, REJECTED = "active", "accepted", "rejected"
 INDEX = "versions.json"
@@ -44,8 +44,8 @@ class ModelVersion:
         return asdict(self)
 
 
-def version_name(sha256: str) -> str:
-    return f"window-v{VERSION}:{sha256[:12]}"
+def version_name(sha256: str, file_version: int = 1) -> str:
+    return f"window-v{file_version}:{sha256[:12]}"
 
 
 class UnknownVersion(KeyError):
@@ -116,7 +116,7 @@ class ModelVersions:
                   training_s: float | None = None) -> ModelVersion:
         tmp = self.directory / ".new.pt"
         sha256 = save_model(model, tmp, trained)
-        name = version_name(sha256)
+        name = version_name(sha256, file_version(model))
         os.replace(tmp, self.directory / f"{sha256[:12]}.pt")
         return self._add(ModelVersion(name, f"{sha256[:12]}.pt", parent, samples, now_iso(), status, reason,
                                       validation, training_s))

@@ -127,9 +127,9 @@ def test_a_model_of_another_shape_or_features_is_refused(tmp_path: Path, default
     torch.save(content, path)
     with pytest.raises(ModelFileError, match="trained on the features"):
         load_model(path)
-    content["features"], content["version"] = list(FEATURES), 2
+    content["features"], content["version"] = list(FEATURES), 3
     torch.save(content, path)
-    with pytest.raises(ModelFileError, match="is version 2"):
+    with pytest.raises(ModelFileError, match="is version 3"):
         load_model(path)
 
 
@@ -207,3 +207,20 @@ def test_default_weights_of_another_version_are_replaced_but_a_model_of_your_own
     refused.load()
     assert not refused.ready and "trained on the features" in refused.health()[1]
     assert target.read_bytes() == before  # someone's own model is never overwritten
+
+
+def test_a_model_with_adjustments_is_version_2_and_round_trips(tmp_path: Path, default_model: Path):
+    from services.ml_inference.adjustments import Adjustment
+
+    model = load_model(default_model).model
+    model.adjustments = (Adjustment("offset", "humidity", 65.0, True, 25.0),
+                         Adjustment("scale", "sound_level", -35.0, True, 0.0))
+    path = tmp_path / "adjusted.pt"
+    digest = save_model(model, path)
+    loaded = load_model(path)
+    assert loaded.version == f"window-v2:{digest[:12]}" and loaded.model.adjustments == model.adjustments
+    content = torch.load(path, weights_only=True)
+    content["adjustments"] = [{"kind": "shout", "input": "humidity", "threshold": 1.0, "above": True, "value": 1.0}]
+    torch.save(content, path)
+    with pytest.raises(ModelFileError, match="bad adjustment: adjustment kind 'shout'"):
+        load_model(path)
