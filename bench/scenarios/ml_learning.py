@@ -1,4 +1,4 @@
-"""ml_inference learns a simulated occupant (services/ml_inference/occupant.py): the ``learning``
+"""ml_inference learns a simulated occupant (firmware/emulator/occupant.py): the ``learning``
 scenario of the issue.
 
 ``python -m services.ml_inference`` with its default model. Each round starts from the first
@@ -26,7 +26,7 @@ TEST_CASES = 500
 
 
 def setup(ctx: Context) -> tuple[requests.Session, str]:
-    from services.ml_inference.occupant import preference  # torch: imported by the scenario that needs it
+    from firmware.emulator.occupant import preference
     from services.ml_inference.rule import comfort_rule
     from services.ml_inference.train import sample_inputs
 
@@ -44,7 +44,7 @@ def setup(ctx: Context) -> tuple[requests.Session, str]:
     cases = [sample_inputs(rng) for _ in range(TEST_CASES)]
     ctx.note(f"occupant: +25 points when humid, closed when loud, ≤ 60 % when cold outside; MAE on {TEST_CASES} "
              "situations the model never saw; rule regression on those where the occupant agrees with the rule, "
-             "against the first model; training_s: fine-tuning time of the update after 100 corrections, "
+             "against the first model; training_s: fitting time of the update after 100 corrections, "
              "as the service records it (one torch thread)")
     return session, service.url, cases, [preference(c) for c in cases], [comfort_rule(c)[0] for c in cases]
 
@@ -65,7 +65,7 @@ def _wait_update(session: requests.Session, url: str, before: int, deadline_s: f
 
 
 def run(ctx: Context, fixture) -> Sample:
-    from services.ml_inference.occupant import Occupant
+    from firmware.emulator.occupant import Occupant
     from services.ml_inference.train import sample_inputs
 
     session, url, cases, wanted, rule = fixture

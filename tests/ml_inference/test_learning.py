@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from firmware.emulator.occupant import Occupant, preference
 from services.ml_inference import learning
+from services.ml_inference.adjustments import Adjustment
 from services.ml_inference.corrections import (
     Correction,
     CorrectionStore,
@@ -19,7 +21,6 @@ from services.ml_inference.corrections import (
 from services.ml_inference.inputs import WindowInputs
 from services.ml_inference.learner import Learner
 from services.ml_inference.model import load_model
-from services.ml_inference.occupant import Occupant, preference
 from services.ml_inference.recommender import Recommender
 from services.ml_inference.rule import comfort_rule
 from services.ml_inference.train import sample_inputs
@@ -102,14 +103,14 @@ def occupant_corrections(count: int, seed: int = 3) -> list[Correction]:
     return out
 
 
-def test_training_is_deterministic_for_a_seed(default_model: Path):
+def test_training_is_deterministic_and_keeps_the_network(default_model: Path):
     parent = load_model(default_model).model
-    corrections = occupant_corrections(12)
-    one = learning.fine_tune(parent, corrections, seed=5, steps=20)
-    two = learning.fine_tune(parent, corrections, seed=5, steps=20)
-    for name, tensor in one.state_dict().items():
-        assert torch.equal(tensor, two.state_dict()[name]), name
-    assert not torch.equal(one.state_dict()["position.weight"], parent.state_dict()["position.weight"])
+    corrections = occupant_corrections(60)
+    one = learning.adapt(parent, corrections)
+    two = learning.adapt(parent, corrections)
+    assert one.adjustments and one.adjustments == two.adjustments
+    for name, tensor in one.state_dict().items():  # the first model's network is never changed
+        assert torch.equal(tensor, parent.state_dict()[name]), name
 
 
 def test_calibration_error_is_measured_on_validation_cases(default_model: Path):
@@ -157,7 +158,8 @@ def test_a_candidate_worse_on_validation_is_never_activated(tmp_path: Path, defa
 def test_rollback_works_across_restarts(tmp_path: Path, default_model: Path):
     learner = start_learner(tmp_path, default_model)
     root = learner.versions.active().version
-    other = learning.fine_tune(learner.recommender.current().model, occupant_corrections(8), steps=10)
+    other = learning.adapt(learner.recommender.current().model, [])
+    other.adjustments = (Adjustment("offset", "humidity", 65.0, True, 25.0),)
     added = learner.versions.add_model(other, {}, parent=root, samples=8, status="accepted", reason=None,
                                        validation={})
     learner.activate(added.version)
@@ -182,7 +184,8 @@ def test_a_corrupt_or_foreign_version_is_refused_and_the_good_one_stays(tmp_path
                                                                        content, reason):
     learner = start_learner(tmp_path, default_model)
     root = learner.versions.active().version
-    other = learning.fine_tune(learner.recommender.current().model, occupant_corrections(8), steps=10)
+    other = learning.adapt(learner.recommender.current().model, [])
+    other.adjustments = (Adjustment("offset", "humidity", 65.0, True, 25.0),)
     added = learner.versions.add_model(other, {}, parent=root, samples=8, status="accepted", reason=None,
                                        validation={})
     path = learner.versions.directory / added.file
@@ -230,3 +233,38 @@ def test_the_occupant_prefers_something_else_than_the_rule():
     assert preference(humid_and_loud) == 0.0
     humid = WindowInputs(temperature=22.0, humidity=80.0, outdoor_temperature=15.0)
     assert preference(humid) > 20.0 and preference(humid) - comfort_rule(humid)[0] == 25.0
+
+
+def test_a_hundred_occupant_corrections_are_learnt_without_forgetting_the_rule(default_model: Path):
+    parent = load_model(default_model).model
+    candidate = learning.train_candidate(parent, occupant_corrections(100), root_rule_mae=None)
+    assert candidate.accepted, candidate.reason
+    rng = random.Random(31)
+    fresh = [sample_inputs(rng) for _ in range(300)]
+    x = torch.tensor([learning.features(c) for c in fresh])
+    wanted = torch.tensor([preference(c) for c in fresh])
+    before = float((learning.predict(parent, x)[0] - wanted).abs().mean())
+    after = float((learning.predict(candidate.model, x)[0] - wanted).abs().mean())
+    assert after < before / 2, (before, after, candidate.facts["adjustments"])
+    # Where the occupant agrees with the rule, the answers stay the rule's.
+    rule = torch.tensor([comfort_rule(c)[0] for c in fresh])
+    agree = (wanted - rule).abs() < 1e-6
+    regression = float((learning.predict(candidate.model, x[agree])[0] - rule[agree]).abs().mean()) - \
+        float((learning.predict(parent, x[agree])[0] - rule[agree]).abs().mean())
+    assert regression <= learning.RULE_MARGIN
+
+
+def test_rule_cases_are_left_out_only_where_the_corrections_asked_for_the_adjustment(default_model: Path):
+    model = load_model(default_model).model
+    model.adjustments = (Adjustment("scale", "sound_level", -35.0, True, 0.0),)
+    loud = WindowInputs(temperature=27.0, humidity=50.0, outdoor_temperature=20.0, motion=False, sound_level=-20.0)
+    quiet = WindowInputs(temperature=27.0, humidity=50.0, outdoor_temperature=20.0, motion=False, sound_level=-60.0)
+    x = torch.tensor([learning.features(loud), learning.features(quiet)])
+
+    def corrections(position: float) -> list[Correction]:
+        return [Correction(i, "w", None, 0.0, "rest", loud, position) for i in range(1, 6)]
+
+    assert learning.disputed(model, x, corrections(0.0)).tolist() == [True, False]  # they closed it: asked for
+    rule_says = comfort_rule(loud)[0]
+    assert rule_says > 30.0
+    assert learning.disputed(model, x, corrections(rule_says)).tolist() == [False, False]  # they kept the rule's

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import requests
 
-from services.ml_inference.occupant import Occupant
+from firmware.emulator.occupant import Occupant
 from services.ml_inference.train import sample_inputs
 from testkit.helpers import authorization, wait_for
 from tests.ml_inference.test_process import _process

@@ -40,7 +40,7 @@ CORE_MODULES = (
     "services.ml_inference.model", "services.ml_inference.policy", "services.ml_inference.recommender",
     "services.ml_inference.rule", "services.ml_inference.train",
     "services.ml_inference.corrections", "services.ml_inference.versions", "services.ml_inference.learning",
-    "services.ml_inference.learner", "services.ml_inference.learning_metrics", "services.ml_inference.occupant",
+    "services.ml_inference.learner", "services.ml_inference.learning_metrics", "services.ml_inference.adjustments",
     # the bridge has no web layer at all
     "bridge.bridge",
 )
