@@ -113,9 +113,9 @@ def mae(model: WindowModel, x: torch.Tensor, y: torch.Tensor) -> float | None:
 
 def disputed(model: WindowModel, x: torch.Tensor, corrections: Sequence[Correction]) -> torch.Tensor:
     """A mask of the rows of ``x`` inside the region of an adjustment of ``model`` that the training
-    ``corrections`` asked for: among the corrections in its region whose answer it changes by more
-    than DISAGREE points, most are nearer the adjusted answer than the network's. There the person
-    overruled the rule, so a rule case there is not the rule's to judge."""
+    ``corrections`` asked for: among the corrections whose answer it changes (with the other
+    adjustments in place) by more than DISAGREE points, most are nearer the answer with it than
+    without it. There the person overruled the rule, so a rule case there is not the rule's to judge."""
     out = np.zeros(len(x), dtype=bool)
     if not model.adjustments or not corrections:
         return torch.from_numpy(out)
@@ -123,10 +123,12 @@ def disputed(model: WindowModel, x: torch.Tensor, corrections: Sequence[Correcti
     with torch.inference_mode():
         base = model.network(cx)[0].numpy().astype(np.float64)
     rows, labels = cx.numpy(), cy.numpy()
+    adjusted = adjustments.apply(model.adjustments, rows, base)
     for a in model.adjustments:
-        adjusted = adjustments.apply([a], rows, base)
-        changed = np.abs(adjusted - base) > DISAGREE
-        if changed.any() and (np.abs(labels - adjusted) < np.abs(labels - base))[changed].mean() >= 0.5:
+        # What this adjustment changes, the others in place (a "closed when loud" hides a "+25 when humid").
+        without = adjustments.apply([b for b in model.adjustments if b is not a], rows, base)
+        changed = np.abs(adjusted - without) > DISAGREE
+        if changed.any() and (np.abs(labels - adjusted) < np.abs(labels - without))[changed].mean() >= 0.5:
             out |= adjustments.region(a, x.numpy())
     return torch.from_numpy(out)
 
