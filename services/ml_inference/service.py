@@ -49,7 +49,8 @@ class MlInference:
         self._decisions = self.metrics.counter("automation_decisions", "Automation decisions", ("automation", "action"))
         self.metrics.gauge_function("model_ready", "1 when a model is loaded", lambda: float(self.recommender.ready))
         self.learner = Learner(settings.data_dir, settings.ml.model_path, self.recommender,
-                               train_after=settings.ml.train_after, on_trained=self._trained)
+                               train_after=settings.ml.train_after, on_trained=self._trained,
+                               on_synced=lambda: self.automations.publish_all())
         self.learning_metrics = LearningMetrics(self.metrics, self.learner)
         self.automations = Automations(settings, on_state=self._publish_state, model_facts=self._model_facts,
                                        use_model=self._use_model)
