@@ -3,13 +3,17 @@
 active one. The service over real HTTP; then the same command through the aggregator's routing."""
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
+
+import pytest
 
 from services.ml_inference import learning
 from services.ml_inference.corrections import Correction
 from services.ml_inference.occupant import Occupant
 from services.ml_inference.train import sample_inputs
-from services.ml_inference.versions import ModelVersion
+from services.ml_inference.versions import ModelVersion, ModelVersions, UnknownVersion
 from testkit.helpers import wait_for
 from tests.ml_inference.conftest import SWITCH, MlService, with_switch
 from tests.state_aggregator.conftest import AggregatorUnderTest, service_ports
@@ -35,6 +39,22 @@ def versions(ml: MlService) -> tuple[str, ModelVersion, ModelVersion]:
     rejected = learner.versions.add_model(learning.fine_tune(model, corrections(4), steps=5, replay=50), {},
                                           parent=root, samples=8, status="rejected", reason=REASON, validation={})
     return root, kept, rejected
+
+
+def test_the_versions_on_offer_are_bounded_never_rejected_and_always_hold_the_active_one(tmp_path: Path):
+    names = [f"window-v1:{i:012x}" for i in range(30)]
+    status = {5: "active", 28: "rejected", 29: "rejected"}
+    records = [{"version": n, "file": f"{n[-12:]}.pt", "parent": None, "samples": 0, "created_at": "",
+                "status": status.get(i, "accepted")} for i, n in enumerate(names)]
+    (tmp_path / "versions.json").write_text(json.dumps({"versions": records}))
+    versions = ModelVersions(tmp_path)
+    offered = versions.choices(limit=10)
+    assert offered == [names[5], *names[19:28]]  # the active one, then the newest kept
+    assert versions.choices(limit=40) == [n for i, n in enumerate(names) if i not in (28, 29)]
+    assert versions.find(names[7][-12:]).version == versions.find(names[7]).version == names[7]
+    for unknown in ("window-v1:ffffffffffff", "", "window-v1"):
+        with pytest.raises(UnknownVersion):
+            versions.find(unknown)
 
 
 def switch_state(ml: MlService) -> dict:
