@@ -9,6 +9,7 @@ Key names and rules follow Home Assistant's MQTT documentation:
   cover:         https://www.home-assistant.io/integrations/cover.mqtt/
   light (json):  https://www.home-assistant.io/integrations/light.mqtt/#json-schema
   switch:        https://www.home-assistant.io/integrations/switch.mqtt/
+  select:        https://www.home-assistant.io/integrations/select.mqtt/ (options: required, static)
   entity naming: https://developers.home-assistant.io/docs/core/entity/#entity-naming
   default_entity_id (object_id deprecated in 2025.10, removed in 2026.4):
                  https://www.home-assistant.io/integrations/sensor.mqtt/#default_entity_id
@@ -25,7 +26,7 @@ import logging
 import random
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,19 @@ from shared.topics import Topics
 log = logging.getLogger(__name__)
 
 _ID_OK = re.compile(r"[^a-zA-Z0-9_-]")
+MODEL_COMMAND = "model"
+"""The automation's model select sends the version picked to ``<root>/ha/<switch>/model``."""
+MAX_MODEL_OPTIONS = 50
+"""Options the model select carries at most, whatever the state says (ml_inference offers 20):
+the select's discovery message is re-sent whenever they change, so it stays small."""
+
+
+def model_options(state: Mapping[str, Any] | None) -> list[str]:
+    """The model versions an automation's switch state offers (``models``), as select options."""
+    offered = (state or {}).get("models")
+    if not isinstance(offered, list):
+        return []
+    return [v for v in offered if isinstance(v, str) and 0 < len(v) <= 64][-MAX_MODEL_OPTIONS:]
 
 
 def _classes(device_class: str | None, unit: str | None = None, state_class: str | None = None) -> dict[str, Any]:
@@ -149,8 +163,10 @@ class DiscoveryBuilder:
         payload.update(self.availability(spec))
         return payload
 
-    def entities(self, spec: DeviceSpec) -> list[tuple[str, str, dict[str, Any]]]:
-        """[(component, object id, payload)] for one of our devices.
+    def entities(self, spec: DeviceSpec,
+                 state: Mapping[str, Any] | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+        """[(component, object id, payload)] for one of our devices (``state``: its latest, which
+        an automation's model select takes its options from).
 
         The registry (shared/devices.py) says which component a type is and with which
         device_class, unit and state_class; the payload's shape per component is written here."""
@@ -167,7 +183,28 @@ class DiscoveryBuilder:
         payload = self._base(spec, entry.ha_component, uid)
         payload.update(_classes(entry.ha_device_class))
         payload.update(shape(self, spec, entry))
-        return [(entry.ha_component, uid, payload)]
+        out = [(entry.ha_component, uid, payload)]
+        if spec.automation:
+            out += [self.model_select(spec, state), self._model_error(spec, uid)]
+        return out
+
+    def model_select(self, spec: DeviceSpec, state: Mapping[str, Any] | None) -> tuple[str, str, dict[str, Any]]:
+        """The model version an automation uses, to pick from (a rollback): options are the
+        versions its state offers (empty until ml_inference has said), the state is ``model``."""
+        uid = object_id(f"{self.settings.instance_id}_{spec.device_id}_model")
+        payload = self._base(spec, "select", uid, "model")
+        t, d = self.topics, spec.device_id
+        payload.update(command_topic=t.ha_command(d, MODEL_COMMAND), state_topic=t.state_property(d, "model"),
+                       options=model_options(state), entity_category="config")
+        return "select", uid, payload
+
+    def _model_error(self, spec: DeviceSpec, uid: str) -> tuple[str, str, dict[str, Any]]:
+        """The active model's validation error (mean absolute error in position points)."""
+        payload = self._base(spec, "sensor", f"{uid}_model_error", "model error")
+        payload.update(state_topic=self.topics.state_property(spec.device_id, "model_error"),
+                       unit_of_measurement="%", state_class="measurement", suggested_display_precision=1,
+                       entity_category="diagnostic")
+        return "sensor", f"{uid}_model_error", payload
 
     def _sensors(self, spec: DeviceSpec, entry: DeviceType, uid: str) -> list[tuple[str, str, dict[str, Any]]]:
         """One sensor entity per property the registry shows in HA; the main one has no suffix."""
@@ -213,12 +250,13 @@ class DiscoveryBuilder:
                                               "cover": _cover, "light": _light, "switch": _switch}
     """The payload shape of each Home Assistant component a registry type may name."""
 
-    def configs(self) -> dict[str, dict[str, Any]]:
+    def configs(self, states: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+        """``states``: device id -> its latest state, where known (the model select's options)."""
         out = {}
         for spec in self.settings.devices:
             if not spec.enabled:
                 continue
-            for component, oid, payload in self.entities(spec):
+            for component, oid, payload in self.entities(spec, (states or {}).get(spec.device_id)):
                 out[self.topics.ha_config(component, oid)] = payload
         # The only entity of its HA device is that device's main feature: name null, so HA shows
         # the device's name alone (an HTTP sensor that measures one thing).
@@ -243,6 +281,7 @@ class DiscoveryFeature(Feature):
         self._jitter = jitter_s
         self._memory = Path(ctx.settings.data_dir) / "ha_discovery.json"
         self._cleaned = False
+        self._options: dict[str, list[str]] = {}  # automation switch -> the model options HA was given
         self._timer: threading.Timer | None = None
         self.announcements = 0
         ctx.bus.on("mqtt_connected", self._schedule)
@@ -264,7 +303,9 @@ class DiscoveryFeature(Feature):
     def announce(self) -> None:
         if not self.ctx.mqtt_connected:
             return
-        configs = self.builder.configs()
+        states = {d: r.state for d, r in self.ctx.devices.items()}
+        configs = self.builder.configs(states)
+        self._options = {d: model_options(states.get(d)) for d in states}
         if not self._cleaned:
             self._remove_stale(set(configs))
         for topic, payload in configs.items():
@@ -295,6 +336,7 @@ class DiscoveryFeature(Feature):
         record = self.ctx.devices.get(device_id)
         if record is None:
             return
+        self._model_options(device_id, record.state)
         component = ha_component(record.type)
         if component == "light":
             self.ctx.publish_state(self.ctx.topics.ha_state(device_id), ha_light_state(record.state))
@@ -302,3 +344,24 @@ class DiscoveryFeature(Feature):
             state = ha_cover_state(record.state)
             if state is not None:
                 self.ctx.publish_state(self.ctx.topics.ha_state(device_id), state)
+
+    def _model_options(self, device_id: str, state: Mapping[str, Any]) -> None:
+        """Home Assistant reads a select's options from its discovery message only: when an
+        automation's versions change (a model was trained), its select is announced again —
+        one message, only then. The model is sent again after it, since a state HA got before
+        the new options would have been refused as an unknown option."""
+        options = model_options(state)
+        if self._options.get(device_id, []) == options or not self.ctx.mqtt_connected:
+            return
+        try:
+            spec = self.ctx.settings.device(device_id)
+        except KeyError:
+            return
+        if not spec.automation or not spec.enabled:
+            return
+        self._options[device_id] = options
+        component, oid, payload = self.builder.model_select(spec, state)
+        self.ctx.publish_retained_live(self.ctx.topics.ha_config(component, oid), payload)
+        log.info("Home Assistant discovery: %s offers %d model versions", device_id, len(options))
+        if isinstance(state.get("model"), str):
+            self.ctx.publish_state(self.ctx.topics.state_property(device_id, "model"), state["model"])

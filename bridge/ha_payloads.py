@@ -5,7 +5,8 @@ A pure module shared by two bridge features (discovery publishes the light state
 feature translates HA's commands), so that neither feature imports the other.
 Payload rules: https://www.home-assistant.io/integrations/cover.mqtt/,
 https://www.home-assistant.io/integrations/light.mqtt/#json-schema,
-https://www.home-assistant.io/integrations/switch.mqtt/
+https://www.home-assistant.io/integrations/switch.mqtt/,
+https://www.home-assistant.io/integrations/select.mqtt/ (the option's text is the command payload)
 """
 from __future__ import annotations
 
@@ -43,6 +44,10 @@ def translate_ha_command(device_type: str, which: str, payload: bytes) -> dict[s
         if not 0 <= position <= 100:
             raise HaCommandError(f"cover position {position} is outside 0..100")
         return {"position": position}
+    if which == "model":  # an automation's model select (bridge/discovery.py): the option picked, as it is
+        if not text:
+            raise HaCommandError("model select command is empty")
+        return {"model": text}
     if component == "switch" and which == "set":
         if text not in ("ON", "OFF"):
             raise HaCommandError(f"switch command {text[:40]!r} is not ON or OFF")

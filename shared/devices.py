@@ -122,9 +122,24 @@ def _blink(name: str, value: Any) -> int:
     return value
 
 
+MODEL_VERSION = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
+"""A model version as ml_inference names one (``window-v1:<sha12>``) or its ``<sha12>`` alone."""
+
+
+def _model_version(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not MODEL_VERSION.match(value.strip()):
+        raise _invalid(f"{name} must be a model version like \"window-v1:45b98a2cdb34\" (GET /models on "
+                       f"ml_inference lists them), got {excerpt(value)}")
+    return value.strip()
+
+
 Rule = Callable[[str, Any], Any]
 SENSOR_COMMANDS: Mapping[str, Rule] = {"interval": _interval}
 """What every sensor type takes: a reading period, or nothing at all (a reading now)."""
+AUTOMATION_COMMANDS: Mapping[str, Rule] = {"model": _model_version}
+"""What a device whose source is a window automation (its ``switch``) takes besides its type's
+commands: ``model``, the model version ml_inference should use (a rollback, docs/automation.md).
+Whether that version exists is ml_inference's to say; here only its shape is checked."""
 
 
 # --------------------------------------------------------------------------- the table's shapes
@@ -328,20 +343,30 @@ def automation_inputs() -> dict[str, tuple[str, AutomationInput]]:
 # --------------------------------------------------------------------------- commands
 
 
-def command_keys(device_type: str) -> tuple[str, ...]:
-    """The value names a device type's commands take (empty: it takes none)."""
-    return tuple(sorted(COMMAND_RULES.get(device_type, {})))
+def command_rules(device_type: str, automation: bool = False) -> Mapping[str, Rule] | None:
+    """The commands a device takes: its type's, plus AUTOMATION_COMMANDS when its source is a
+    window automation. None: it takes no commands."""
+    rules = COMMAND_RULES.get(device_type)
+    if automation and rules is not None:
+        return {**rules, **AUTOMATION_COMMANDS}
+    return rules
 
 
-def normalize_command(device_type: str, values: Any) -> dict[str, Any]:
+def command_keys(device_type: str, automation: bool = False) -> tuple[str, ...]:
+    """The value names a device's commands take (empty: it takes none)."""
+    return tuple(sorted(command_rules(device_type, automation) or {}))
+
+
+def normalize_command(device_type: str, values: Any, automation: bool = False) -> dict[str, Any]:
     """The canonical values of a command for ``device_type``, or :class:`InvalidCommand`.
 
     A sensor takes ``interval`` or nothing at all (an empty command asks for a reading now);
     a window takes ``position`` 0..100 or ``stop``; an LED ``state``/``color``/``brightness``/``blink``.
+    ``automation``: the device's source is a window automation (its switch also takes ``model``).
     """
     if not isinstance(values, Mapping):
         raise _invalid(f"values must be an object, e.g. {{\"state\": \"on\"}}, not {type(values).__name__}")
-    rules = COMMAND_RULES.get(device_type)
+    rules = command_rules(device_type, automation)
     if rules is None:
         raise InvalidCommand(UNSUPPORTED, f"a {device_type} device takes no commands")
     accepted = sorted(rules)

@@ -59,7 +59,7 @@ def create_app(settings: Settings, service: MlInference | None = None) -> Flask:
 
     @app.post("/models/<version>/activate")
     def activate(version: str) -> Response:
-        return json_response(service.learner.activate(version).to_dict())
+        return json_response(service.activate_model(version).to_dict())
 
     @app.post("/train")
     def train() -> Response:

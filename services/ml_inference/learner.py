@@ -31,7 +31,8 @@ TRAIN_AFTER = 10
 
 class Learner:
     def __init__(self, data_dir: Path, model_path: Path, recommender: Recommender, *, train_after: int = TRAIN_AFTER,
-                 seed: int = learning.SEED, on_trained: Callable[[ModelVersion], None] | None = None) -> None:
+                 seed: int = learning.SEED, on_trained: Callable[[ModelVersion], None] | None = None,
+                 on_synced: Callable[[], None] | None = None) -> None:
         self.model_path = model_path
         self.recommender = recommender
         self.train_after = train_after
@@ -39,6 +40,7 @@ class Learner:
         self.store = CorrectionStore(data_dir / "learning" / "corrections.sqlite")
         self.versions = ModelVersions(model_path.parent / "versions")
         self._on_trained = on_trained
+        self._on_synced = on_synced  # told when sync() recorded the model in use (the automations' state names it)
         self._cond = threading.Condition()
         self._wanted = False
         self._stopping = False
@@ -114,6 +116,8 @@ class Learner:
             self.versions.add_file(loaded, self._judge(loaded.model, raw_ece=not loaded.trained.get("calibration")))
         self.versions.set_active(loaded.version)
         self._synced = loaded.version
+        if self._on_synced is not None:
+            self._on_synced()
 
     def _judge(self, model: Any, raw_ece: bool) -> dict[str, Any]:
         corrections = self.store.all()

@@ -26,6 +26,9 @@ from .model import LoadedModel, ModelFileError, WindowModel, file_version, load_
 
 ACTIVE, ACCEPTED, REJECTED = "active", "accepted", "rejected"
 INDEX = "versions.json"
+CHOICES = 20
+"""Versions offered to pick from: a select with a long list is no use, and its options travel in
+every discovery message and state (the oldest are still there by REST)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,26 @@ class ModelVersions:
         if found is None:
             raise UnknownVersion(version)
         return found
+
+    def find(self, label: str) -> ModelVersion:
+        """The version named ``label``: its full name, or the ``<sha12>`` after its colon."""
+        with self._lock:
+            found = self._versions.get(label) or next(
+                (v for v in self._versions.values() if v.version.rpartition(":")[2] == label), None)
+        if found is None:
+            raise UnknownVersion(label)
+        return found
+
+    def choices(self, limit: int = CHOICES) -> list[str]:
+        """The versions a person may pick (Home Assistant's select): the newest ``limit`` that were
+        not rejected, oldest first, and the active one whatever it is (so it is always a choice)."""
+        with self._lock:
+            kept = [v.version for v in self._versions.values() if v.status != REJECTED]
+            active = next((v.version for v in self._versions.values() if v.status == ACTIVE), None)
+        chosen = kept[-limit:]
+        if active is not None and active not in chosen:
+            chosen = [active, *chosen[1:]] if len(chosen) >= limit else [active, *chosen]
+        return chosen
 
     def active(self) -> ModelVersion | None:
         with self._lock:
