@@ -16,8 +16,8 @@ points off (``noise``), and now and then inconsistently (``slip``: another posit
 
     python -m firmware.emulator.occupant --aggregator http://127.0.0.1:5003 --window living_window
 
-watches the aggregator's ``/events`` for the window's automation (``automation_moved``,
-``automation_recommendation``: both carry the inputs), and when the window is not where this
+watches the aggregator's ``/events`` for the window's automation (``automation_moved``, and
+``automation_recommendation`` when it only suggests: both carry the inputs), and when the window is not where this
 person wants it (by more than ``--bother`` points), moves it by REST after the delay
 (``POST /device/<window>/cmd`` with the API token), as someone who walks to the window would.
 The aggregator reports that command to ml_inference as a correction. Needs only the standard
@@ -84,6 +84,8 @@ def situation(event: Mapping[str, Any], window: str) -> tuple[WindowInputs, floa
     if event.get("device_id") != window or event.get("event") not in WATCHED:
         return None
     data = event.get("data") or {}
+    if event.get("event") == "automation_recommendation" and data.get("action") != "suggest":
+        return None  # a move comes as automation_moved; a hold or a stay moves nothing to answer
     position = data.get("position")
     if not isinstance(position, (int, float)) or isinstance(position, bool):
         return None
@@ -148,7 +150,7 @@ class Person:
 
     def move(self, position: float) -> None:
         self.sent += 1
-        body = json.dumps({"id": f"occupant-{os.getpid()}-{self.sent}", "position": position}).encode()
+        body = json.dumps({"id": f"occupant-{os.getpid()}-{self.sent}", "values": {"position": position}}).encode()
         request = urllib.request.Request(f"{self.aggregator}/device/{self.window}/cmd", data=body, method="POST",
                                          headers={**self.headers, "Content-Type": "application/json"})
         try:
@@ -163,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--aggregator", default="http://127.0.0.1:5003", help="the aggregator's URL")
     p.add_argument("--window", required=True, help="the window's device id (one with an automation)")
     p.add_argument("--seed", type=int, default=1, help="random seed (noise, delays, slips)")
+    p.add_argument("--slip", type=float, default=0.05,
+                   help="how often a correction is something else altogether (default 0.05)")
     p.add_argument("--bother", type=float, default=10.0,
                    help="points the window may be off before the person gets up (default 10)")
     p.add_argument("--time-scale", type=float, default=1.0,
@@ -173,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         print("give the API token as SENSOR_HUB_API_TOKEN (the instance's DATA_DIR/api-token)", file=sys.stderr)
         return 2
     headers = {"Authorization": f"Bearer {token}"}
-    person = Person(Occupant(seed=args.seed), args.aggregator, args.window, headers, bother=args.bother,
+    person = Person(Occupant(seed=args.seed, slip=args.slip), args.aggregator, args.window, headers, bother=args.bother,
                     time_scale=args.time_scale)
     while True:
         try:

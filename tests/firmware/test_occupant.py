@@ -34,6 +34,11 @@ def test_only_the_windows_automation_events_with_usable_inputs_are_situations():
     assert situation(moved(40.0, HUMID, window="other"), "living_window") is None
     assert situation({"device_id": "living_window", "event": "automation_resumed", "data": {}}, "living_window") is None
     assert situation(moved(40.0, {"humidity": 80.0}), "living_window") is None  # temperature missing
+    suggested = {"device_id": "living_window", "event": "automation_recommendation",
+                 "data": {"action": "suggest", "position": 70.0, "inputs": HUMID}}
+    assert situation(suggested, "living_window")[1] == 70.0
+    held = {**suggested, "data": {**suggested["data"], "action": "hold"}}
+    assert situation(held, "living_window") is None  # nothing moved: nothing to answer
 
 
 class _Window(BaseHTTPRequestHandler):
@@ -63,7 +68,7 @@ def test_a_person_corrects_a_window_that_is_not_where_they_want_it():
         path, authorization, body = wait_for(lambda: _Window.received and _Window.received[-1], 10,
                                              message="the correction reached the window")
         assert path == "/device/living_window/cmd" and authorization == "Bearer t"
-        assert abs(body["position"] - wanted) <= 12  # a few points off, as a person is
+        assert abs(body["values"]["position"] - wanted) <= 12  # a few points off, as a person is
     finally:
         server.shutdown()
         server.server_close()

@@ -20,6 +20,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -209,3 +211,32 @@ def test_a_persons_command_while_the_automation_suggests_becomes_a_correction(st
                       message="the person's choice stored as a correction")[0]
     assert stored["source"] == "aggregator" and stored["automation"] == AUTOMATION and stored["window"] == WINDOW
     assert stored["inputs"]["temperature"] == WARM["temperature"]
+
+
+def test_the_simulated_occupant_closes_a_window_it_wants_closed(stack: AutomationStack):
+    """``python -m firmware.emulator.occupant`` against the real stack: the room is warm and loud,
+    the rule opens the window, this person wants it closed (above -35 dBFS) and closes it by REST,
+    which ml_inference stores as a correction."""
+    stack.settle()
+    clients = stack.aggregator.aggregator.publisher.stats()["clients"]
+    occupant = subprocess.Popen([sys.executable, "-m", "firmware.emulator.occupant", "--aggregator",
+                                 stack.aggregator.url, "--window", WINDOW, "--slip", "0", "--time-scale", "0.001"],
+                                env={**os.environ, ENV_NAME: TEST_API_TOKEN}, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: stack.aggregator.aggregator.publisher.stats()["clients"] > clients, 30,
+                 message="the occupant listening to /events")
+        mark = stack.mark()
+        stack.readings({**WARM, "sound_dbfs": -20.0})
+        opened = wait_for(lambda: stack.events("automation_moved", mark), 15, message="the automation opened it")[0]
+        assert opened["data"]["position"] >= 50
+        headers = {"Authorization": f"Bearer {TEST_API_TOKEN}"}
+        stored = wait_for(lambda: [c for c in requests.get(stack.ml.url + "/corrections", headers=headers, timeout=5)
+                                   .json()["corrections"] if c["inputs"].get("sound_level") == -20.0], 20,
+                          message="the occupant's command stored as a correction")[0]
+        assert stored["position"] <= 10 and stored["window"] == WINDOW  # closed, a few points off at most
+        wait_for(lambda: stack.board_window()["position"] <= 10, 15, message="the board's window closed again")
+    finally:
+        occupant.terminate()
+        output, _ = occupant.communicate(timeout=10)
+    assert "moved living_window to" in output
