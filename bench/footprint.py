@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,14 +37,21 @@ NOT_THE_INSTANCE = ("mosquitto", "emulator-", "simulator-")
 
 def pss_kib(pid: int) -> int | None:
     """The proportional set size of one process, in KiB; None once it is gone."""
+    return _rollup(pid, ("Pss:",))
+
+
+def private_kib(pid: int) -> int | None:
+    """The pages no other process maps (USS), in KiB: unlike PSS, it does not depend on what else
+    runs on the machine (another torch process halves the PSS of torch's code pages)."""
+    return _rollup(pid, ("Private_Clean:", "Private_Dirty:"))
+
+
+def _rollup(pid: int, fields: tuple[str, ...]) -> int | None:
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
+            return sum(int(line.split()[1]) for line in f if line.startswith(fields))
     except OSError:
         return None
-    return 0
 
 
 def cpu_ticks(pid: int) -> int | None:
@@ -78,6 +86,7 @@ class Reading:
     pss_mib: float
     cpu_pct: float
     processes: int
+    private_mib: float = 0.0
 
 
 def measure(programs: dict[str, int], seconds: float) -> dict[str, Reading]:
@@ -93,31 +102,42 @@ def measure(programs: dict[str, int], seconds: float) -> dict[str, Reading]:
     for name, pid in programs.items():
         tree = descendants(pid)
         ticks = 0
-        pss = 0
+        pss = private = 0
         for member in tree:
             now = cpu_ticks(member)
             if now is not None and start.get(member) is not None:
                 ticks += now - start[member]
             pss += pss_kib(member) or 0
-        readings[name] = Reading(pss / 1024, 100.0 * ticks / CLOCK_TICKS / wall, len(tree))
+            private += private_kib(member) or 0
+        readings[name] = Reading(pss / 1024, 100.0 * ticks / CLOCK_TICKS / wall, len(tree), private / 1024)
     return readings
 
 
 def total(readings: dict[str, Reading], without: tuple[str, ...] = ()) -> Reading:
     chosen = [r for name, r in readings.items() if name not in without]
-    return Reading(sum(r.pss_mib for r in chosen), sum(r.cpu_pct for r in chosen), sum(r.processes for r in chosen))
+    return Reading(sum(r.pss_mib for r in chosen), sum(r.cpu_pct for r in chosen), sum(r.processes for r in chosen),
+                   sum(r.private_mib for r in chosen))
 
 
 def reference_pss_mib(*modules: str) -> float:
     """PSS of a bare interpreter that imported ``modules`` (the ceiling: what one Python process
     with those libraries costs at the least)."""
+    return _reference(pss_kib, modules)
+
+
+def reference_private_mib(*modules: str) -> float:
+    """The private pages (USS) of a bare interpreter that imported ``modules``."""
+    return _reference(private_kib, modules)
+
+
+def _reference(read: Callable[[int], int | None], modules: tuple[str, ...]) -> float:
     code = "".join(f"import {m}\n" for m in modules)
     code += "import sys; sys.stdout.write('ready\\n'); sys.stdout.flush(); sys.stdin.read()"
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
     try:
         assert proc.stdout is not None
         proc.stdout.readline()
-        return (pss_kib(proc.pid) or 0) / 1024
+        return (read(proc.pid) or 0) / 1024
     finally:
         proc.kill()
         proc.wait()
