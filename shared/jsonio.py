@@ -34,6 +34,22 @@ def dumps(obj: Any) -> str:
     return dumps_bytes(obj).decode("utf-8")
 
 
+Encoded = orjson.Fragment
+"""JSON encoded once and placed as is wherever it appears in a later ``dumps_bytes`` (a part of a
+large answer that rarely changes, e.g. one device's entry in the aggregator's ``/devices``).
+Only ``dumps_bytes`` knows it: ``plain`` turns a document holding such parts into plain values."""
+
+
+def encoded(obj: Any) -> Encoded:
+    return orjson.Fragment(dumps_bytes(obj))
+
+
+def plain(obj: Any) -> Any:
+    """The document as plain values (``Encoded`` parts read back), for the standard library's
+    encoder (a pretty answer for a human)."""
+    return orjson.loads(orjson.dumps(obj, default=str, option=_OPTIONS))
+
+
 def loads(data: str | bytes) -> Any:
     """Parse JSON; a malformed document raises ``ValueError`` (``orjson.JSONDecodeError``)."""
     return orjson.loads(data)

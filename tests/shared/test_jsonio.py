@@ -46,3 +46,12 @@ def test_encoded_bytes_hold_no_more_memory_than_their_length():
     finally:
         tracemalloc.stop()
     assert per_payload < 4 * len(kept[0]) + 200
+
+
+def test_an_encoded_part_is_placed_as_is_and_reads_back_plainly():
+    part = jsonio.encoded({"device_id": "a", "online": True})
+    assert jsonio.loads(jsonio.dumps_bytes({"devices": [part, part]})) == {
+        "devices": [{"device_id": "a", "online": True}] * 2}
+    # for the standard library's encoder (a pretty answer), as plain values
+    assert json.loads(json.dumps(jsonio.plain({"devices": [part]}))) == {
+        "devices": [{"device_id": "a", "online": True}]}
