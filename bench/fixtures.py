@@ -369,3 +369,26 @@ def free_ports(count: int) -> list[int]:
         if port not in ports:
             ports.append(port)
     return ports
+
+
+# --------------------------------------------------------------------------- a real browser
+
+
+def start_browser(ctx: Context) -> Any:
+    """Debian's chromium under playwright-core (testkit/browser.py), tracked as ``browser``
+    (the driver and every chromium process under it)."""
+    from testkit.browser import Browser, missing
+
+    if problem := missing():
+        raise NotAvailable(problem)
+    browser = Browser(stderr_path=ctx.workdir / "browser.log")
+    ctx.cleanup.callback(browser.close)
+    ctx.track("browser", browser.proc.pid)
+    return browser
+
+
+NAVIGATION_TIMING = """(() => {
+    const nav = performance.getEntriesByType('navigation')[0];
+    return nav && nav.loadEventEnd > 0 ? {load_ms: nav.loadEventEnd, dom_ready_ms: nav.domContentLoadedEventEnd} : null;
+})()"""
+"""Milliseconds from the navigation's start to the end of the page's load event, and to DOMContentLoaded."""

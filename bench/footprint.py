@@ -4,7 +4,7 @@ PSS (``/proc/<pid>/smaps_rollup``) counts a page shared by N processes as 1/N to
 sum over the instance's processes is what the instance really takes (RSS counts shared pages
 once per process: 790 MB RSS was 442 MB PSS). CPU is utime + stime (``/proc/<pid>/stat``) over
 an interval, in % of one core. A program is the process supervisord started plus its
-descendants (a gunicorn master and its worker are one program).
+descendants (a service is one process today; a gunicorn master and its worker were one program).
 
 ``Instance`` starts the instance the way ``make run`` does (scripts/run_local.py's plan and
 supervisord config, emulated board, simulated HTTP sensors, private broker) on free ports in a

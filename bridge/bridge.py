@@ -131,6 +131,7 @@ class MqttBridge:
 
     def stats(self) -> dict[str, Any]:
         return {"link": self.ctx.link.stats(), "rejected": self.commands.rejected,
+                "duplicate_commands": self.commands.recent.duplicates,
                 "aggregator_ready": self.ctx.aggregator_ready}
 
     def run_forever(self) -> None:

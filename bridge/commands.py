@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -18,6 +19,7 @@ from typing import Any
 from bridge.client import IncomingMessage
 from bridge.context import BridgeContext, Feature, now_iso
 from bridge.ha_payloads import HaCommandError, translate_ha_command
+from bridge.recent_commands import RecentCommands
 from shared.commands import (
     DEVICE_DISABLED,
     INVALID_PAYLOAD,
@@ -33,6 +35,34 @@ from shared.commands import (
 from shared.logs import clip, command_context, excerpt
 
 log = logging.getLogger(__name__)
+
+ID_LEVEL = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""What a device or group id may look like (the instance schema's ``id``): only a topic level of
+this shape is echoed into a response topic for a target we do not know."""
+
+
+class AnswerBudget:
+    """A token bucket: at most ``burst`` answers at once, refilled at ``rate`` per second. It keeps
+    a stream of commands to made-up ids from turning the bridge into a publisher of as many
+    responses (docs/mqtt.md, "Commands")."""
+
+    def __init__(self, rate: float = 5.0, burst: float = 20.0, clock=time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = burst
+        self._at = clock()
+        self.refused = 0
+
+    def take(self) -> bool:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        self.refused += 1
+        return False
 
 
 def contract_command(payload: bytes) -> Command:
@@ -51,6 +81,8 @@ class CommandFeature(Feature):
         self._pending: set[Future[None]] = set()  # submitted, not finished (what stop() waits for)
         self._pending_lock = threading.Lock()
         self.rejected = 0
+        self.recent = RecentCommands()  # idempotency by id: copies of a command are not run again
+        self.unknown_answers = AnswerBudget()  # cmd/response to targets we do not know (bus thread only)
         ctx.bus.on("mqtt_message", self.handle)
 
     def stop(self, timeout: float | None = None) -> int:
@@ -68,6 +100,8 @@ class CommandFeature(Feature):
         return len(running)
 
     def _submit(self, kind: str, target: str, command: Command) -> None:
+        if command.cmd_id is not None:
+            self.recent.claim((kind, target, command.cmd_id))  # bus thread: nobody claimed it since _copy
         future = self._pool.submit(self._run, kind, target, command)
         with self._pending_lock:
             self._pending.add(future)
@@ -118,12 +152,20 @@ class CommandFeature(Feature):
                 group_id: str | None = None) -> None:
         self.rejected += 1
         cmd_id = peek_id(message.payload)
+        # A command with an id to a target we do not know is answered on the response topic of
+        # the topic it came in on, while the budget lasts.
+        unknown = cmd_id is not None and code in (UNKNOWN_DEVICE, "UNKNOWN_GROUP")
+        over_budget = unknown and not self.unknown_answers.take()
         with command_context(cmd_id):
-            log.warning("refused %s: %s: %s", clip(message.topic), code, clip(text, 300))
-        known = device_id in self.ctx.known_device_ids()
-        if cmd_id is not None and known:
+            log.warning("refused %s: %s: %s%s", clip(message.topic), code, clip(text, 300),
+                        " (not answered: over the limit of answers to unknown targets)" if over_budget else "")
+        if over_budget:
+            return
+        if cmd_id is not None and (device_id in self.ctx.known_device_ids()
+                                   or (code == UNKNOWN_DEVICE and ID_LEVEL.fullmatch(device_id or ""))):
             self._respond(device_id, cmd_id, False, code, text, None, None)
-        elif cmd_id is not None and group_id is not None and self._group_known(group_id):
+        elif cmd_id is not None and group_id is not None and (
+                self._group_known(group_id) or (code == "UNKNOWN_GROUP" and ID_LEVEL.fullmatch(group_id))):
             self._respond_group(group_id, cmd_id, False, code, text, None, None)
         else:
             detail = f"{text} (topic {clip(message.topic)}" + (f", command {cmd_id})" if cmd_id else ")")
@@ -141,8 +183,24 @@ class CommandFeature(Feature):
     def _group_known(self, group_id: str) -> bool:
         return any(g.group_id == group_id for g in self.ctx.settings.groups)
 
+    def _copy(self, kind: str, target: str, payload: bytes) -> bool:
+        """True when this is a copy of a command in flight or answered within the window: it is
+        neither carried out nor answered again. Looked up before the command is read, so a copy
+        that arrives after the first one went stale is not refused as STALE_COMMAND either."""
+        cmd_id = peek_id(payload)
+        if cmd_id is None:
+            return False
+        seen = self.recent.seen((kind, target, cmd_id))
+        if seen is not None:
+            with command_context(cmd_id):
+                log.info("%s %s command %s is a copy of one %s: not carried out or answered again",
+                         kind, target, clip(cmd_id, 80), seen)
+        return seen is not None
+
     def _device_cmd(self, device_id: str, payload: bytes) -> None:
         self._check_device(device_id)
+        if self._copy("device", device_id, payload):
+            return
         command = contract_command(payload)
         self._submit("device", device_id, command)
 
@@ -150,6 +208,8 @@ class CommandFeature(Feature):
         if not self._group_known(group_id):
             known = ", ".join(g.group_id for g in self.ctx.settings.groups)
             raise CommandError("UNKNOWN_GROUP", f"unknown group {excerpt(group_id, 80)} (known: {known})")
+        if self._copy("group", group_id, payload):
+            return
         command = contract_command(payload)
         self._submit("group", group_id, command)
 
@@ -165,6 +225,13 @@ class CommandFeature(Feature):
 
     def _run(self, kind: str, target: str, command: Command) -> None:
         """Pool thread: one round trip through the aggregator, then the answer."""
+        try:
+            self._carry_out(kind, target, command)
+        finally:
+            if command.cmd_id is not None:
+                self.recent.answered((kind, target, command.cmd_id))
+
+    def _carry_out(self, kind: str, target: str, command: Command) -> None:
         with command_context(command.cmd_id):
             log.info("%s %s command %s", kind, target, clip(json.dumps(command.values)))
             outcome = self.ctx.aggregator.command(kind, target, command.values, command.cmd_id, command.timeout_ms)

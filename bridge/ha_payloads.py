@@ -69,8 +69,10 @@ def translate_ha_command(device_type: str, which: str, payload: bytes) -> dict[s
 
 
 def ha_light_state(state: dict[str, Any]) -> dict[str, Any]:
-    """Our LED state -> the JSON-schema light state Home Assistant reads."""
-    out: dict[str, Any] = {"state": "ON" if str(state.get("state", "off")).lower() == "on" else "OFF"}
+    """Our LED state -> the JSON-schema light state Home Assistant reads. An LED whose on/off is
+    not known yet is ``"state": null``, which HA's JSON light shows as unknown (never OFF)."""
+    on_off = str(state.get("state", "")).lower()
+    out: dict[str, Any] = {"state": {"on": "ON", "off": "OFF"}.get(on_off)}
     if isinstance(state.get("brightness"), (int, float)):
         out["brightness"] = int(state["brightness"])
     color = state.get("color")
@@ -78,3 +80,20 @@ def ha_light_state(state: dict[str, Any]) -> dict[str, Any]:
         out["color_mode"] = "rgb"
         out["color"] = {"r": int(color[1:3], 16), "g": int(color[3:5], 16), "b": int(color[5:7], 16)}
     return out
+
+
+def ha_cover_state(state: dict[str, Any]) -> str | None:
+    """Our window state (``position``, ``target``, ``moving``) -> the cover state HA reads on its
+    ``state_topic``: ``opening``/``closing`` while it moves, ``stopped`` when it halted short of
+    its target, otherwise ``closed`` at 0 and ``open`` above. None while the position is unknown."""
+    position, target = state.get("position"), state.get("target")
+    if not isinstance(position, (int, float)) or isinstance(position, bool):
+        return None
+    has_target = isinstance(target, (int, float)) and not isinstance(target, bool)
+    if state.get("moving"):
+        if has_target and target != position:
+            return "opening" if target > position else "closing"
+        return None  # moving, but where to is not known: HA keeps what it had
+    if has_target and target != position:
+        return "stopped"
+    return "closed" if position <= 0 else "open"

@@ -20,6 +20,7 @@ from typing import Any
 
 from bridge.aggregator import AggregatorUnavailable
 from bridge.context import BridgeContext, DeviceRecord, Feature, now_iso
+from shared.device_table import same_value
 from shared.sse import Event, EventFollower
 from shared.stream_positions import StreamPositions
 from shared.topics import global_id
@@ -239,7 +240,7 @@ class StateFeature(Feature):
         if record.online is not None:
             full["online"] = record.online
         sent = self._sent_props.setdefault(record.device_id, {})
-        changed = {k: v for k, v in full.items() if force or k not in sent or sent[k] != v}
+        changed = {k: v for k, v in full.items() if force or k not in sent or not same_value(sent[k], v)}
         if not changed:
             return
         self.ctx.publish_state(topics.state(record.device_id),

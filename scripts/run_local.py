@@ -167,6 +167,7 @@ def plan(settings: Settings, environ: dict[str, str], python: str = sys.executab
     else:
         notes.append("mqtt_bridge: not started (mqtt_bridge.py is not built yet)")
 
+    notes.append(f"status page: {settings.service('state_aggregator').url}/")
     notes.append(state_changing_calls(settings))
 
     common = {"INSTANCE_NAME": settings.instance_id, "INSTANCES_DIR": str(settings.instances_dir.resolve()),

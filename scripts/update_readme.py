@@ -1,19 +1,14 @@
-"""Regenerate the config reference section of README.md from the schema (`make docs`)."""
+"""Regenerate what is written from the device-type registry and the schema (`make docs`):
+the schema's device-type parts, manifest.json's device_types, docs/architecture.md's table of
+device types and README.md's config reference (shared/generated.py says which parts)."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from shared.reference import END, START, config_reference
-
-README = Path(__file__).resolve().parent.parent / "README.md"
+from shared.generated import ROOT, write_all
 
 
 def main() -> None:
-    text = README.read_text()
-    head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    README.write_text(head + config_reference().rstrip("\n") + tail)
-    print(f"updated {README.name}")
+    changed = write_all()
+    print("updated " + (", ".join(str(p.relative_to(ROOT)) for p in changed) if changed else "nothing (all current)"))
 
 
 if __name__ == "__main__":

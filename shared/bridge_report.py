@@ -58,7 +58,8 @@ def bridge_notes(run_dir: Path) -> list[str]:
 
 def broker_link(run_dir: Path, now: float | None = None) -> dict[str, Any]:
     """The broker link as the bridge last reported it: ``connected`` (None when there is no
-    current report: the bridge is not running, or hung), the broker, and why it is down."""
+    current report: the bridge is not running, or hung), the broker, why it is down, and the
+    outbox (``pending``: messages not yet delivered)."""
     try:
         report = json.loads(health_file(run_dir).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -68,6 +69,10 @@ def broker_link(run_dir: Path, now: float | None = None) -> dict[str, Any]:
     age = (time.time() if now is None else now) - float(report.get("written", 0))
     link: dict[str, Any] = {"connected": bool(report.get("mqtt_connected")), "broker": report.get("broker"),
                             "report_age_s": round(age, 1)}
+    outbox = report.get("outbox")
+    if isinstance(outbox, dict):  # messages not yet delivered to the broker, and where they wait
+        link["outbox"] = {"pending": outbox.get("pending"), "on_disk": outbox.get("on_disk"),
+                          "problem": outbox.get("problem")}
     if age > STALE_AFTER_S:
         link.update(connected=None, reason=f"the bridge's report is {age:.0f} s old (hung or stopped)")
     elif not link["connected"]:

@@ -42,3 +42,8 @@ def now_iso() -> str:
 def iso_at(timestamp: float, timespec: str = "milliseconds") -> str:
     """A ``time.time()`` value in the same form."""
     return datetime.fromtimestamp(timestamp, LOCAL_ZONE.zone()).isoformat(timespec=timespec)
+
+
+def iso(timestamp: float | None) -> str | None:
+    """:func:`iso_at`, or None for "never" (a device not yet seen, an endpoint not yet polled)."""
+    return None if timestamp is None else iso_at(timestamp)

@@ -1,9 +1,21 @@
-"""Device types and the commands each one takes: one set of rules for every program.
+"""The device-type registry: every device type, in one table, for every program.
 
-The aggregator checks a command here before it touches any service, and the serial handler
-checks it again here before it builds a protocol line, so the two can never disagree about
-what a window or an LED accepts (docs/architecture.md, "Device types and their state").
-``normalize_command`` also returns the values in their canonical form (``"on"``/``"off"``,
+A logical device has one ``type``; its entry here fixes everything the programs know about it
+(docs/architecture.md, "Device types and their state"):
+
+* its state properties, their kind, unit and the values a real device can report;
+* the field of a board's ``sensor`` line that carries each property, with the board hardware's
+  plausible range (the serial handler splits and checks lines with it);
+* the commands it takes (the aggregator checks a command here before it touches any service, the
+  handlers check it again here, so the two can never disagree);
+* its Home Assistant entity: component, device_class, unit, state_class;
+* the window-automation inputs it can feed (role, ranges, training range, feature scaling and,
+  for a generic input, the "airing need" ramp the comfort rule follows).
+
+What is generated from this table (``make docs``; a test fails when a copy is stale): the
+``type`` enum and the automation ``sensors`` of shared/instance.schema.json, manifest.json's
+``device_types``, and the device-type tables of README.md and docs/architecture.md.
+``normalize_command`` returns command values in their canonical form (``"on"``/``"off"``,
 lowercase colours, whole-percent positions), so handlers map them without re-validating.
 """
 from __future__ import annotations
@@ -11,18 +23,25 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.logs import clip, excerpt
 
-SENSOR_TYPES = frozenset({"temperature", "humidity", "pressure", "illuminance", "motion", "sound_level", "battery"})
 INTERVAL_RANGE_S = (0.1, 86_400.0)
 """Seconds between readings a sensor command may set (the firmware takes 1 ms .. 1 day)."""
 BLINK_DEFAULT_MS = 500
-_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+"""A colour as every program writes it: ``#rrggbb``."""
+ON_WORDS = frozenset({"on", "true", "1", "yes", "open", "detected", "active"})
+OFF_WORDS = frozenset({"off", "false", "0", "no", "closed", "clear", "inactive", "idle"})
+"""What devices in the wild say for on and off (lowercase); a command takes only ``on``/``off``."""
 
 INVALID_VALUE = "INVALID_VALUE"
 UNSUPPORTED = "UNSUPPORTED"
+
+# Kinds of a state property's value (how a raw value is read: services/http_poller/values.py).
+NUMBER, INTEGER, BOOLEAN, ON_OFF, COLOUR = "number", "integer", "boolean", "on_off", "color"
 
 
 class InvalidCommand(Exception):
@@ -40,6 +59,17 @@ def _invalid(message: str) -> InvalidCommand:
 def is_number(value: Any) -> bool:
     """A finite int or float; bools are not numbers here (JSON true is not 1)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def on_off_word(value: Any) -> bool | None:
+    """True for an "on" word, False for an "off" word (any case, surrounding blanks ignored), else None."""
+    if not isinstance(value, str):
+        return None
+    word = value.strip().lower()
+    return True if word in ON_WORDS else False if word in OFF_WORDS else None
+
+
+# --------------------------------------------------------------------------- command rules
 
 
 def _interval(name: str, value: Any) -> float:
@@ -72,7 +102,7 @@ def _on_off(name: str, value: Any) -> str:
 
 
 def _color(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not _COLOR.match(value):
+    if not isinstance(value, str) or not COLOR.match(value):
         raise _invalid(f"{name} must be a colour \"#rrggbb\", got {excerpt(value)}")
     return value.lower()
 
@@ -92,13 +122,185 @@ def _blink(name: str, value: Any) -> int:
 
 
 Rule = Callable[[str, Any], Any]
-_SENSOR_RULES: dict[str, Rule] = {"interval": _interval}
-COMMAND_RULES: dict[str, dict[str, Rule]] = {
-    **{t: _SENSOR_RULES for t in SENSOR_TYPES},
-    "window": {"position": _position, "stop": _stop},
-    "led": {"state": _on_off, "color": _color, "brightness": _brightness, "blink": _blink},
-    "switch": {"state": _on_off},
-}
+SENSOR_COMMANDS: Mapping[str, Rule] = {"interval": _interval}
+"""What every sensor type takes: a reading period, or nothing at all (a reading now)."""
+
+
+# --------------------------------------------------------------------------- the table's shapes
+
+
+@dataclass(frozen=True)
+class SensorField:
+    """A field of a board's ``sensor`` line (docs/serial-protocol.md) and the board hardware's
+    plausible range: a value outside is a broken sensor or a corrupted line, not weather."""
+
+    name: str
+    kind: str  # "number", "int" or "bool"
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass(frozen=True)
+class HaSensor:
+    """How Home Assistant shows one property as a ``sensor`` entity (sensor.mqtt)."""
+
+    device_class: str | None
+    unit: str | None
+    state_class: str | None = "measurement"
+
+
+@dataclass(frozen=True)
+class StateProperty:
+    name: str
+    kind: str
+    unit: str | None = None
+    range: tuple[float, float] = (-math.inf, math.inf)
+    """What any device of the type may report; outside it a reading is refused."""
+    board: SensorField | None = None
+    ha: HaSensor | None = None
+
+
+@dataclass(frozen=True)
+class AutomationInput:
+    """A role a device of this type can play in a window automation (docs/automation.md).
+
+    The model sees ``(value - centre) / spread`` of the value clipped to ``training`` (the model
+    never extrapolates), plus a known flag unless the input is required. ``airing`` makes the
+    input a generic reason to open: the comfort rule's need rises from 0 at ``airing[0]`` to 1
+    at ``airing[1]`` (the rule names no such input itself)."""
+
+    role: str
+    prop: str
+    description: str
+    required: bool = False
+    kind: str = NUMBER
+    range: tuple[float, float] = (-math.inf, math.inf)
+    unit: str = ""
+    training: tuple[float, float] | None = None
+    scale: tuple[float, float] = (0.0, 1.0)
+    airing: tuple[float, float] | None = None
+    missing: float = 0.2
+    """How often training leaves the input out: the model must know "unknown"."""
+
+
+@dataclass(frozen=True)
+class DeviceType:
+    name: str
+    description: str
+    ha_component: str
+    properties: tuple[StateProperty, ...]
+    commands: Mapping[str, Rule] = field(default_factory=dict)
+    reading: bool = False
+    """A sensor: it takes an empty command (a reading now) and ``interval``."""
+    ha_device_class: str | None = None
+    inputs: tuple[AutomationInput, ...] = ()
+
+    @property
+    def main(self) -> StateProperty:
+        """The property a bare value stands for (a scalar from an HTTP sensor)."""
+        return self.properties[0]
+
+    def prop(self, name: str) -> StateProperty:
+        for prop in self.properties:
+            if prop.name == name:
+                return prop
+        raise KeyError(f"a {self.name} device has no state property {name!r}")
+
+
+def _sensor(name: str, description: str, unit: str | None, *, kind: str = NUMBER,
+            range: tuple[float, float] = (-math.inf, math.inf), board: SensorField | None = None,
+            ha: HaSensor | None = None, extra: tuple[StateProperty, ...] = (), ha_component: str = "sensor",
+            ha_device_class: str | None = None, inputs: tuple[AutomationInput, ...] = ()) -> DeviceType:
+    """A measuring type whose main property has the type's name."""
+    main = StateProperty(name, kind, unit, range, board, ha)
+    return DeviceType(name, description, ha_component, (main, *extra), SENSOR_COMMANDS, True, ha_device_class, inputs)
+
+
+PERCENT = (0.0, 100.0)
+
+# --------------------------------------------------------------------------- the registry
+
+DEVICE_TABLE: tuple[DeviceType, ...] = (
+    _sensor("temperature", "temperature", "°C", board=SensorField("temperature", "number", -40, 85),
+            ha=HaSensor("temperature", "°C"),
+            inputs=(AutomationInput("temperature", "temperature", "Indoor temperature device.", required=True,
+                                    range=(-40.0, 85.0), unit="°C", training=(5.0, 40.0), scale=(22.0, 6.0)),
+                    AutomationInput("outdoor_temperature", "temperature", "Outdoor temperature device.",
+                                    range=(-50.0, 70.0), unit="°C", training=(-20.0, 40.0), scale=(15.0, 10.0),
+                                    missing=0.25))),
+    _sensor("humidity", "relative humidity", "%", range=PERCENT, board=SensorField("humidity", "number", 0, 100),
+            ha=HaSensor("humidity", "%"),
+            inputs=(AutomationInput("humidity", "humidity", "Indoor humidity device.", required=True,
+                                    range=PERCENT, unit="%", training=(10.0, 100.0), scale=(55.0, 25.0)),)),
+    _sensor("pressure", "air pressure", "hPa", board=SensorField("pressure", "number", 300, 1100),
+            ha=HaSensor("pressure", "hPa")),
+    _sensor("illuminance", "illuminance", "lx", range=(0.0, math.inf),
+            board=SensorField("illuminance", "number", 0, 200_000), ha=HaSensor("illuminance", "lx")),
+    _sensor("motion", "motion (occupancy)", None, kind=BOOLEAN, board=SensorField("motion", "bool"),
+            ha_component="binary_sensor", ha_device_class="motion",
+            inputs=(AutomationInput("motion", "motion", "Motion device (occupancy).", kind=BOOLEAN,
+                                    missing=0.15),)),
+    # dBFS is relative to the microphone's full scale, not a sound pressure: Home Assistant's
+    # sound_pressure class would claim dB SPL, so it is a plain measurement in its own unit.
+    _sensor("sound_level", "sound level (RMS, relative to the microphone's full scale)", "dBFS",
+            board=SensorField("sound_dbfs", "number", -140, 0), ha=HaSensor(None, "dBFS"),
+            inputs=(AutomationInput("sound_level", "sound_level",
+                                    "Sound level device (noise outside keeps the window shut).",
+                                    range=(-120.0, 0.0), unit="dBFS", training=(-90.0, 0.0), scale=(-45.0, 20.0),
+                                    missing=0.15),)),
+    _sensor("battery", "battery charge", "%", range=PERCENT, board=SensorField("battery_pct", "int", 0, 100),
+            ha=HaSensor("battery", "%"),
+            extra=(StateProperty("voltage", NUMBER, "V", board=SensorField("battery_v", "number", 0, 6),
+                                 ha=HaSensor("voltage", "V")),)),
+    # Sensirion SCD40 (photoacoustic NDIR, I2C) on a board: 0..40000 ppm; indoor air is stuffy
+    # above about 1000 ppm (outdoor air is about 420), so it is a reason of its own to air the room.
+    _sensor("co2", "carbon dioxide concentration", "ppm", range=(0.0, 40_000.0),
+            board=SensorField("co2", "int", 0, 40_000), ha=HaSensor("carbon_dioxide", "ppm"),
+            inputs=(AutomationInput("co2", "co2", "CO2 device (a stuffy room opens the window).",
+                                    range=(0.0, 40_000.0), unit="ppm", training=(400.0, 2500.0),
+                                    scale=(1000.0, 600.0), airing=(1000.0, 1600.0), missing=0.4),)),
+    DeviceType("window", "a window motor (0 closed .. 100 open)", "cover", (
+        StateProperty("position", INTEGER, "%", PERCENT),
+        StateProperty("target", INTEGER, "%", PERCENT),
+        StateProperty("moving", BOOLEAN)),
+        {"position": _position, "stop": _stop}, ha_device_class="window"),
+    DeviceType("led", "an RGB LED", "light", (
+        StateProperty("state", ON_OFF),
+        StateProperty("color", COLOUR),
+        StateProperty("brightness", INTEGER, None, (0, 255)),
+        StateProperty("blink", INTEGER, "ms")),
+        {"state": _on_off, "color": _color, "brightness": _brightness, "blink": _blink}),
+    DeviceType("switch", "a relay or any on/off output", "switch", (StateProperty("state", ON_OFF),),
+               {"state": _on_off}),
+)
+
+DEVICE_TYPES: tuple[str, ...] = tuple(t.name for t in DEVICE_TABLE)
+REGISTRY: Mapping[str, DeviceType] = {t.name: t for t in DEVICE_TABLE}
+SENSOR_TYPES = frozenset(t.name for t in DEVICE_TABLE if t.reading)
+COMMAND_RULES: Mapping[str, Mapping[str, Rule]] = {t.name: t.commands for t in DEVICE_TABLE if t.commands}
+
+
+def device_type(name: str) -> DeviceType:
+    """The registry entry of a type; KeyError naming the known types."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown device type {name!r} (known: {', '.join(DEVICE_TYPES)})") from None
+
+
+def board_fields() -> dict[str, tuple[str, StateProperty]]:
+    """Every field a board's ``sensor`` line may carry -> (device type, its state property)."""
+    return {p.board.name: (t.name, p) for t in DEVICE_TABLE for p in t.properties if p.board is not None}
+
+
+def automation_inputs() -> dict[str, tuple[str, AutomationInput]]:
+    """Every window-automation input role -> (the device type that feeds it, the input), required first."""
+    found = [(i, t.name) for t in DEVICE_TABLE for i in t.inputs]
+    found.sort(key=lambda pair: not pair[0].required)  # stable: registry order within each group
+    return {i.role: (name, i) for i, name in found}
+
+
+# --------------------------------------------------------------------------- commands
 
 
 def command_keys(device_type: str) -> tuple[str, ...]:

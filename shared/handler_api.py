@@ -11,9 +11,10 @@ from typing import Any, Protocol
 
 from flask import Flask, Response, request
 
-from shared.commands import Command, CommandError, decode_payload, parse_command
+from shared.commands import Command, decode_payload, parse_command
+from shared.error_log import ErrorLog
 from shared.sse import EventPublisher
-from shared.web import ErrorLog, json_response
+from shared.web import json_response
 
 
 class HandlerDevices(Protocol):
@@ -42,11 +43,7 @@ def _wants_fresh() -> bool:
 
 
 def install_handler_api(app: Flask, devices: HandlerDevices) -> None:
-    """Add the shared routes (and the JSON answer of a failed command) to ``app``."""
-
-    @app.errorhandler(CommandError)
-    def _command_error(exc: CommandError) -> Response:
-        return json_response(exc.to_dict(), exc.status)
+    """Add the shared routes to ``app`` (a failed command's JSON answer is install_error_handlers')."""
 
     @app.get("/sensors")
     def sensors() -> Response:
@@ -66,7 +63,7 @@ def install_handler_api(app: Flask, devices: HandlerDevices) -> None:
 
     @app.get("/errors")
     def errors() -> Response:
-        return devices.errors.response()
+        return json_response(devices.errors.to_dict())
 
     @app.get("/events")
     def events() -> Response:

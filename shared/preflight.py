@@ -7,7 +7,7 @@ programs failing one by one and being restarted in a loop.
 Contract:
 
 - Reads what every program reads: ``INSTANCE_NAME`` and the environment contract
-  (``INSTANCES_DIR``, ``DATA_DIR``, ``MQTT_*``, ...; shared/config.py). No arguments.
+  (``INSTANCES_DIR``, ``DATA_DIR``, ``MQTT_*``, ...; shared/config/env.py). No arguments.
 - Checks, in order: the instance file and environment load and validate (every field-level
   problem, each with its path); then every service's ``config.services.<name>`` address can be
   listened on right now, bound exactly as gunicorn will bind it (every clash, not just the

@@ -96,13 +96,15 @@ class Topics:
     # -- subscribed
     def subscriptions(self, ha: bool = False) -> list[str]:
         """Broad filters, so that malformed topics (extra levels) reach us and get an answer
-        instead of being silently ignored by the broker's matching."""
-        subs = [f"{self.root}/devices/+/cmd", f"{self.root}/devices/+/cmd/#",
-                f"{self.root}/devices/+/get", f"{self.root}/devices/+/get/#",
-                f"{self.root}/groups/+/cmd", f"{self.root}/groups/+/cmd/#",
-                f"{self.root}/meta/request/#"]
+        instead of being silently ignored by the broker's matching.
+
+        No two of them overlap: ``a/#`` already matches ``a`` itself (MQTT 3.1.1 §4.7.1.2), and a
+        broker may deliver one copy per matching subscription (§3.3.5; nats-server does), so
+        ``cmd`` beside ``cmd/#`` would carry out every command twice."""
+        subs = [f"{self.root}/devices/+/cmd/#", f"{self.root}/devices/+/get/#",
+                f"{self.root}/groups/+/cmd/#", f"{self.root}/meta/request/#"]
         if ha:
-            subs += [f"{self.root}/ha/+/+", f"{self.root}/ha/+/+/#", self.ha_status]
+            subs += [f"{self.root}/ha/+/+/#", self.ha_status]
         return subs
 
     def parse(self, topic: str) -> ParsedTopic:

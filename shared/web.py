@@ -1,33 +1,35 @@
 """What every service's Flask app shares: JSON errors (never HTML), JSON responses that are
-pretty for curl, the ``X-Instance-Id`` header, ``/health``, ``/errors`` and ``/metrics`` building
-blocks.
+pretty for curl, the ``X-Instance-Id`` header, ``/health`` and ``/metrics`` building blocks.
+The only Flask in shared/ besides handler_api.py and server.py: the domain cores below the apps
+keep their ``ErrorLog`` (shared/error_log.py) and ``Metrics`` (shared/metrics.py) without it.
 
     app = Flask(__name__)
     install_error_handlers(app, error_log)
     install_instance_header(app, settings.instance_id)
     install_api_token(app, settings.api_token)
-    raise ApiError("UNKNOWN_DEVICE", "No device 'x'.", 404, known=["t1"])   # in a route
+    install_metrics(app, metrics)
+    raise NotFound("UNKNOWN_DEVICE", "No device 'x'.", known=["t1"])   # in a core or a route: a JSON 404
 """
 from __future__ import annotations
 
 import json
 import logging
 import re
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from flask import Flask, Response, has_request_context, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from werkzeug.exceptions import HTTPException
 
 from shared import jsonio
 from shared.api_token import HEADER as AUTH_HEADER
 from shared.api_token import OPEN_METHODS, ApiToken
-from shared.clock import now_iso
+from shared.commands import CommandError
+from shared.error_log import ErrorLog
+from shared.errors import Conflict, DomainError, InvalidRequest, NotFound, Unavailable
 from shared.identity import INSTANCE_HEADER
+from shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from shared.metrics import Metrics
 from shared.sse import OWN_FOLLOWER_ENVIRON
 
 log = logging.getLogger(__name__)
@@ -38,12 +40,17 @@ a command at most 64 KiB): a longer one is refused 413 ``PAYLOAD_TOO_LARGE``, un
 server before any app code (shared/server.py), and by Flask where an app is served otherwise."""
 
 
-class ApiError(Exception):
-    """Raise in a route to answer ``{"error": code, "message": message, **extra}`` with ``status``."""
+HTTP_STATUS: dict[type[DomainError], int] = {InvalidRequest: 400, NotFound: 404, Conflict: 409, Unavailable: 503}
+"""The HTTP status of each kind of refusal a domain core raises (shared/errors.py): the one
+place where the domain's words become HTTP's."""
 
-    def __init__(self, code: str, message: str, status: int = 400, **extra: Any) -> None:
-        super().__init__(message)
-        self.code, self.message, self.status, self.extra = code, message, status, extra
+
+def http_status(exc: DomainError) -> int:
+    """The status of ``exc``'s kind (a subclass inherits its parent's); 500 for a kind not listed."""
+    for kind in type(exc).__mro__:
+        if kind in HTTP_STATUS:
+            return HTTP_STATUS[kind]
+    return 500
 
 
 def wants_pretty() -> bool:
@@ -79,15 +86,22 @@ def _code_name(exc: HTTPException) -> str:
 
 
 def install_error_handlers(app: Flask, error_log: ErrorLog | None = None) -> None:
-    """Every error leaves ``app`` as JSON; uncaught exceptions are logged (with traceback)
-    and recorded in ``error_log``, and the client gets a sentence, never a traceback. A body
-    over ``BODY_BYTES_MAX`` is one of those errors (413), before a route reads any of it."""
+    """Every error leaves ``app`` as JSON: a core's refusal (shared/errors.py) with its kind's
+    status from ``HTTP_STATUS``, a command's (``CommandError``) with its code's; uncaught
+    exceptions are logged (with traceback) and recorded in ``error_log``, and the client gets a
+    sentence, never a traceback. A body over ``BODY_BYTES_MAX`` is one of those errors (413),
+    before a route reads any of it."""
     if app.config.get("MAX_CONTENT_LENGTH") is None:
         app.config["MAX_CONTENT_LENGTH"] = BODY_BYTES_MAX
 
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError) -> Response:
-        return json_error(exc.code, exc.message, exc.status, **exc.extra)
+    @app.errorhandler(DomainError)
+    def _domain_error(exc: DomainError) -> Response:
+        return json_response(exc.to_dict(), http_status(exc))
+
+    @app.errorhandler(CommandError)
+    def _command_error(exc: CommandError) -> Response:
+        # A command's codes carry their statuses in shared/commands.py: the MQTT side reports them too.
+        return json_response(exc.to_dict(), exc.status)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
@@ -168,89 +182,27 @@ def health_response(checks: dict[str, tuple[bool, str]], **extra: Any) -> Respon
     return json_response(body, 503 if reasons else 200)
 
 
-class ErrorLog:
-    """The recent errors of a service (``GET /errors``), newest last, bounded, thread-safe."""
+def install_metrics(app: Flask, metrics: Metrics) -> None:
+    """``GET /metrics`` of ``app`` from ``metrics``, plus request counts and latencies by route
+    (not by raw path, so unknown URLs cannot blow up the number of series)."""
+    requests_total = metrics.counter("http_requests_total", "HTTP requests", ("method", "route", "status"))
+    latency = metrics.histogram("http_request_duration_seconds", "HTTP request time until the "
+                                "response starts", ("route",))
 
-    def __init__(self, source: str, maxlen: int = 200) -> None:
-        self.source = source
-        self._records: deque[dict[str, Any]] = deque(maxlen=maxlen)
-        self._lock = threading.Lock()
-        self.total = 0
+    @app.before_request
+    def _start_timer() -> None:
+        request.environ["shared.web.start"] = time.perf_counter()
 
-    def add(self, error_code: str, message: str, severity: str = "error",
-            device_id: str | None = None, **extra: Any) -> dict[str, Any]:
-        record = {
-            "timestamp": now_iso(),
-            "source": self.source,
-            "error_code": error_code,
-            "message": message,
-            "severity": severity,
-            **({"device_id": device_id} if device_id is not None else {}),
-            **extra,
-        }
-        with self._lock:
-            self._records.append(record)
-            self.total += 1
-        return record
+    @app.after_request
+    def _count(response: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        requests_total.labels(request.method, route, str(response.status_code)).inc()
+        started = request.environ.get("shared.web.start")
+        if started is not None:
+            latency.labels(route).observe(time.perf_counter() - started)
+        return response
 
-    def list(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self._records)
+    def _metrics() -> Response:
+        return Response(metrics.exposition(), mimetype=METRICS_CONTENT_TYPE)
 
-    def response(self) -> Response:
-        return json_response({"errors": self.list(), "total": self.total})
-
-
-class Metrics:
-    """Prometheus metrics of one app, in its own registry (never the process-global one:
-    tests build many apps in one process and names would collide)."""
-
-    def __init__(self, service: str, namespace: str = "sensor_hub") -> None:
-        self.service = service
-        self.namespace = namespace
-        self.registry = CollectorRegistry()
-        self._requests: Counter | None = None
-        self._latency: Histogram | None = None
-
-    def counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
-        return Counter(name, doc, labels, namespace=self.namespace, registry=self.registry)
-
-    def gauge(self, name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
-        return Gauge(name, doc, labels, namespace=self.namespace, registry=self.registry)
-
-    def gauge_function(self, name: str, doc: str, fn: Callable[[], float]) -> Gauge:
-        """A gauge read from ``fn()`` at scrape time (queue lengths, client counts...)."""
-        gauge = self.gauge(name, doc)
-        gauge.set_function(fn)
-        return gauge
-
-    def histogram(self, name: str, doc: str, labels: Sequence[str] = (),
-                  buckets: Sequence[float] = Histogram.DEFAULT_BUCKETS) -> Histogram:
-        return Histogram(name, doc, labels, namespace=self.namespace, registry=self.registry,
-                         buckets=buckets)
-
-    def response(self) -> Response:
-        return Response(generate_latest(self.registry), mimetype=CONTENT_TYPE_LATEST)
-
-    def install(self, app: Flask) -> None:
-        """``GET /metrics`` plus request counts and latencies by route (not by raw path, so
-        unknown URLs cannot blow up the number of series)."""
-        self._requests = self.counter("http_requests_total", "HTTP requests", ("method", "route", "status"))
-        self._latency = self.histogram("http_request_duration_seconds", "HTTP request time until the "
-                                       "response starts", ("route",))
-        requests_total, latency = self._requests, self._latency
-
-        @app.before_request
-        def _start_timer() -> None:
-            request.environ["shared.web.start"] = time.perf_counter()
-
-        @app.after_request
-        def _count(response: Response) -> Response:
-            route = request.url_rule.rule if request.url_rule else "unmatched"
-            requests_total.labels(request.method, route, str(response.status_code)).inc()
-            started = request.environ.get("shared.web.start")
-            if started is not None:
-                latency.labels(route).observe(time.perf_counter() - started)
-            return response
-
-        app.add_url_rule("/metrics", "metrics", self.response, methods=["GET"])
+    app.add_url_rule("/metrics", "metrics", _metrics, methods=["GET"])

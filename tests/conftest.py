@@ -13,7 +13,7 @@ from hypothesis import settings as hypothesis_settings
 
 from shared.api_token import ENV_NAME
 from shared.config import Settings, settings_from_dict
-from testkit.broker import MosquittoBroker
+from testkit.broker import BROKERS, MosquittoBroker, make_broker
 from testkit.example import deep_merge, example_document
 from testkit.helpers import TEST_API_TOKEN, free_port
 
@@ -53,6 +53,17 @@ def mosquitto(mosquitto_session: MosquittoBroker) -> Iterator[MosquittoBroker]:
 def fresh_mosquitto() -> Iterator[MosquittoBroker]:
     """A broker of this test's own (clean retained store), on its own port."""
     broker = MosquittoBroker()
+    broker.start()
+    yield broker
+    broker.close()
+
+
+@pytest.fixture(params=sorted(BROKERS))
+def any_broker(request) -> Iterator:
+    """A fresh broker of the test's own, once per real broker the contract is tested against
+    (Mosquitto, nats-server's MQTT gateway; tests/support/broker.py). A module uses it by
+    overriding ``broker``: ``def broker(any_broker): return any_broker``."""
+    broker = make_broker(request.param)
     broker.start()
     yield broker
     broker.close()

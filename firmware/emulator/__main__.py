@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from firmware.esp32.sensorhub.board import ALL_CAPS
+from firmware.esp32.sensorhub.board import ALL_CAPS, DEFAULT_CAPS
 
 from .control import ControlServer
 from .device import Device, Options
@@ -30,7 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--http", type=int, metavar="PORT", help="serve the HTTP mode on 127.0.0.1:PORT (0 = any free)")
     p.add_argument("--motor-speed", type=float, help="window motor speed in %%/s (default 20)")
     p.add_argument("--timestamps", action="store_true", help='add "ts" (epoch float) to sensor lines')
-    p.add_argument("--caps", default=",".join(ALL_CAPS), help="comma-separated capabilities")
+    p.add_argument("--caps", default=",".join(DEFAULT_CAPS),
+                   help=f"comma-separated capabilities (default {','.join(DEFAULT_CAPS)}; known: {','.join(ALL_CAPS)})")
     p.add_argument("--motion-rate", type=float, default=12.0,
                    help="simulated motion bursts per hour (0 = only on control request)")
     p.add_argument("--state-dir", type=Path, help="keep the board's flash files here (default: in memory)")

@@ -14,6 +14,8 @@ from pathlib import Path
 from .device import Device
 
 MAX_REQUEST = 64 * 1024
+FAILING_SENSORS = ("temperature", "humidity", "battery", "sound_level", "co2")
+"""What ``{"fault": "sensor"}`` can make fail (co2: the SCD40 stops answering on I2C)."""
 
 
 class RequestError(Exception):
@@ -146,8 +148,8 @@ class ControlServer:
             dev.set_noack(enabled)
         elif kind == "sensor":
             sensor = req.get("sensor")
-            if sensor not in ("temperature", "humidity", "battery", "sound_level"):
-                raise RequestError("sensor must be temperature, humidity, battery or sound_level")
+            if sensor not in FAILING_SENSORS:
+                raise RequestError(f"sensor must be {', '.join(FAILING_SENSORS[:-1])} or {FAILING_SENSORS[-1]}")
             dev.hal.sensor_faults[sensor] = _count(req, "count", 1, 1_000_000)
         elif kind == "clear":
             dev.drop_next = 0

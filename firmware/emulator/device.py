@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from firmware.esp32.sensorhub.app import App
-from firmware.esp32.sensorhub.board import ALL_CAPS, Board
+from firmware.esp32.sensorhub.board import DEFAULT_CAPS, Board
 from firmware.esp32.sensorhub.protocol import MAX_LINE, encode
 
 from .physics import Room
@@ -45,7 +45,7 @@ class Options:
     boot_noise: bool = False
     motor_speed: float | None = None
     timestamps: bool = False
-    caps: tuple[str, ...] = ALL_CAPS
+    caps: tuple[str, ...] = DEFAULT_CAPS
     motion_per_hour: float = 12.0
     state_dir: Path | None = None
     http: bool = False

@@ -1,7 +1,8 @@
 """A simulated room: what the board's sensors would measure, evolving with wall-clock time.
 
 Temperature and humidity follow a daily cycle plus a slow random walk, people walk past the PIR
-in bursts, the room is louder while someone is there, and the battery discharges. Any value can
+in bursts, the room is louder while someone is there, its CO2 rises while someone is there and
+settles back towards outdoor air when nobody is, and the battery discharges. Any value can
 be pinned through the control channel (`{"set": {...}}`) and unpinned with null.
 """
 from __future__ import annotations
@@ -10,7 +11,10 @@ import math
 import random
 import time
 
-PINNABLE = ("temperature", "humidity", "battery_v", "sound_dbfs")
+PINNABLE = ("temperature", "humidity", "battery_v", "sound_dbfs", "co2")
+OUTDOOR_CO2_PPM = 420.0
+OCCUPIED_CO2_PPM = 1400.0   # where a closed room with someone in it is heading
+CO2_TIME_CONSTANT_S = 1200.0
 
 
 class Room:
@@ -27,6 +31,7 @@ class Room:
         self.battery_start = 4.05 + self.rng.uniform(-0.05, 0.05)
         self.walk_t = 0.0
         self.walk_h = 0.0
+        self.co2 = 600.0 + self.rng.uniform(-50, 50)
         self.forced_motion: bool | None = None
         self.burst_until = 0.0
         self.next_burst = self._schedule_burst(self.started)
@@ -48,6 +53,8 @@ class Room:
         # Ornstein-Uhlenbeck walks: wander but return towards the daily curve.
         self.walk_t += -self.walk_t * dt / 1800.0 + self.rng.gauss(0, 0.02) * math.sqrt(dt)
         self.walk_h += -self.walk_h * dt / 1800.0 + self.rng.gauss(0, 0.05) * math.sqrt(dt)
+        target = OCCUPIED_CO2_PPM if self.pir_level else OUTDOOR_CO2_PPM
+        self.co2 += (target - self.co2) * dt / CO2_TIME_CONSTANT_S
         if self.forced_motion is not None:
             self.pir_level = self.forced_motion
             return self.pir_level
@@ -87,6 +94,11 @@ class Room:
             return -38.0 + self.rng.gauss(0, 4.0)
         return -62.0 + self.rng.gauss(0, 1.5)
 
+    def co2_ppm(self) -> float:
+        if "co2" in self.pinned:
+            return self.pinned["co2"]
+        return self.co2 + self.rng.gauss(0, 5.0)
+
     def set(self, values: dict) -> None:
         """Pin (or with None unpin) readings; raises ValueError naming a bad field."""
         for key, value in values.items():
@@ -101,4 +113,5 @@ class Room:
 
     def snapshot(self) -> dict:
         return {"temperature": round(self.temperature(), 2), "humidity": round(self.humidity(), 2),
-                "battery_v": round(self.battery_v(), 3), "pir": self.pir_level, "pinned": dict(self.pinned)}
+                "battery_v": round(self.battery_v(), 3), "co2": round(self.pinned.get("co2", self.co2)),
+                "pir": self.pir_level, "pinned": dict(self.pinned)}

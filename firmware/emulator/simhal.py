@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from firmware.esp32.sensorhub import scd40
 from firmware.esp32.sensorhub.climate import encode_dht22
 from firmware.esp32.sensorhub.schedule import TICKS_PERIOD
 from firmware.esp32.sensorhub.sound import FULL_SCALE
@@ -36,10 +37,46 @@ class SimFlag:
         self._event.clear()
 
 
+class SimScd40:
+    """A Sensirion SCD40 on the simulated I2C bus, answering the commands the way the datasheet
+    says: idle until start_periodic_measurement, then a new measurement every ``period_s``;
+    while measuring it does not acknowledge a second start (OSError, as a NACK is on a board)."""
+
+    def __init__(self, room: Room, period_s: float = 0.0) -> None:
+        self.room = room
+        self.period_s = period_s
+        self.measuring = False
+        self.measured_at: float | None = None   # when the waiting measurement was taken
+        self.read_at: float | None = None
+
+    def transfer(self, data: bytes, read: int) -> bytes:
+        code = (data[0] << 8) | data[1] if len(data) == 2 else None
+        now = time.monotonic()
+        if code == scd40.START_PERIODIC_MEASUREMENT and not self.measuring:
+            self.measuring, self.measured_at, self.read_at = True, now, None
+            return b""
+        if code == scd40.STOP_PERIODIC_MEASUREMENT:
+            self.measuring = False
+            return b""
+        if code == scd40.GET_DATA_READY_STATUS and self.measuring:
+            return scd40.encode_words((0x8006 if self._ready(now) else 0x8000,))[:read]
+        if code == scd40.READ_MEASUREMENT and self.measuring:
+            self.read_at = now
+            return scd40.encode_measurement(self.room.co2_ppm(), self.room.temperature(),
+                                            self.room.humidity())[:read]
+        raise OSError(19, "I2C NACK")   # a command the sensor does not take in its state
+
+    def _ready(self, now: float) -> bool:
+        # The first measurement comes one period after the start, then one per period.
+        due = self.measured_at if self.read_at is None else self.read_at
+        return due is not None and now - due >= self.period_s
+
+
 class SimHal:
     DHT_MIN_INTERVAL_MS = 0   # the simulated sensor has no 2 s limit: a pinned value shows at once
     DIVIDER_TOP = 100000
     DIVIDER_BOTTOM = 100000
+    SCD40_PERIOD_S = 0.0   # the simulated sensor measures whenever asked: a pinned value shows at once
 
     def __init__(self, room: Room, write: Callable[[bytes], bool] | None = None,
                  state_dir: Path | None = None, http: bool = False) -> None:
@@ -61,6 +98,7 @@ class SimHal:
         self.wdt_fed_at: float | None = None
         self.t0 = time.monotonic()
         self.phase = 0.0
+        self.i2c = {scd40.ADDRESS: SimScd40(room, self.SCD40_PERIOD_S)}
 
     def reboot(self, cause: str) -> None:
         """A new boot: uptime restarts, interrupt handlers and unread input are gone; flash stays."""
@@ -177,6 +215,14 @@ class SimHal:
             self.phase += step
         self.phase %= 2 * math.pi
         return len(buf) - len(buf) % 4
+
+    def i2c_transfer(self, address: int, data: bytes, read: int = 0, delay_ms: int = 0) -> bytes:
+        device = self.i2c.get(address)
+        if device is None:
+            raise OSError(19, "I2C NACK")   # nothing at that address
+        if address == scd40.ADDRESS and self._fail("co2"):
+            raise OSError(116, "I2C timeout")
+        return device.transfer(bytes(data), read)
 
     # --- actuators ------------------------------------------------------------------------
 

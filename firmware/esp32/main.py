@@ -7,7 +7,7 @@ import time
 import machine
 from sensorhub import hal as hal_module
 from sensorhub.app import App
-from sensorhub.board import ALL_CAPS, Board
+from sensorhub.board import DEFAULT_CAPS, Board
 
 try:
     import asyncio
@@ -34,7 +34,7 @@ async def run(doc):
     if http and http.get("ssid"):
         wlan = hal_module.connect_wifi(http["ssid"], http.get("password", ""))
     hal = hal_module.Esp32Hal(doc.get("pins"), wlan)
-    board = Board(hal, doc.get("board_id") or board_id_default(), doc.get("caps") or ALL_CAPS)
+    board = Board(hal, doc.get("board_id") or board_id_default(), doc.get("caps") or DEFAULT_CAPS)
     app = App(board)
     if wlan is not None and wlan.isconnected():
         from sensorhub.http import HttpApi, serve

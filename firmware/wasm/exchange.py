@@ -219,6 +219,31 @@ board.handle_line(b'{"type":"reset","id":"x-1","factory":true}', hal.now)
 trace("reset_requested", board.reset_requested)
 trace("files", sorted(hal.files))
 
+# --- SCD40 CO2 sensor: CRC-8, a sensor still measuring from before a reset, a corrupted frame ---
+from sensorhub.scd40 import Scd40, crc8, encode_measurement, encode_words  # noqa: E402
+
+
+class ScriptBus:
+    def __init__(self, answers):
+        self.answers = answers
+        self.sent = []
+
+    def i2c_transfer(self, address, data, read=0, delay_ms=0):
+        self.sent.append([address, list(data), read, delay_ms])
+        if not read:
+            raise OSError(19)   # start_periodic_measurement is not acknowledged while measuring
+        return self.answers.pop(0)
+
+
+corrupted = bytearray(encode_measurement(900, 21.0, 40.0))
+corrupted[1] ^= 0x01
+bus = ScriptBus([encode_words((0x8006,)), encode_words((0x8006,)), encode_measurement(1234, 22.0, 45.0),
+                 encode_words((0x8000,)), encode_words((0x8006,)), bytes(corrupted)])
+sensor = Scd40(bus)
+trace("scd40_crc_beef", crc8(b"\xbe\xef"))
+trace("scd40_reads", [sensor.read(), sensor.read(), sensor.read()])
+trace("scd40_errors", {"errors": sensor.errors, "last_error": sensor.last_error, "sent": bus.sent})
+
 # The asyncio main loop must at least compile and import under MicroPython's asyncio.
 import sensorhub.app  # noqa: E402
 

@@ -7,9 +7,15 @@ from flask import Flask
 
 from shared.config import Settings
 from shared.handler_api import install_handler_api
-from shared.web import install_api_token, install_error_handlers, install_instance_header, json_response
+from shared.web import (
+    install_api_token,
+    install_error_handlers,
+    install_instance_header,
+    install_metrics,
+    json_response,
+)
 
-from .poller import HttpPoller, UnknownEndpoint
+from .poller import HttpPoller
 
 
 def create_app(settings: Settings, poller: HttpPoller | None = None) -> Flask:
@@ -23,13 +29,8 @@ def create_app(settings: Settings, poller: HttpPoller | None = None) -> Flask:
     install_error_handlers(app, poller.errors)
     install_instance_header(app, settings.instance_id)
     install_api_token(app, settings.api_token)
-    poller.metrics.install(app)
+    install_metrics(app, poller.metrics)
     install_handler_api(app, poller)
-
-    @app.errorhandler(UnknownEndpoint)
-    def _unknown_endpoint(exc: UnknownEndpoint):
-        return json_response({"error": "UNKNOWN_ENDPOINT", "message": f"No endpoint {exc.args[0]!r}.",
-                              "known": list(poller.endpoints)}, 404)
 
     @app.get("/health")
     def health():

@@ -23,6 +23,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from shared.clock import iso
 from shared.commands import (
     OFFLINE,
     REJECTED,
@@ -33,12 +34,14 @@ from shared.commands import (
     CommandError,
 )
 from shared.config import EndpointSpec, Settings
+from shared.device_table import Device, DeviceTable
 from shared.devices import SENSOR_TYPES, InvalidCommand, normalize_command
+from shared.error_log import ErrorLog
+from shared.errors import NotFound
 from shared.logs import command_context
+from shared.metrics import Metrics
 from shared.sse import EventPublisher
-from shared.web import ErrorLog, Metrics
 
-from .devices import Device, DeviceTable, iso
 from .fetch import BAD_PAYLOAD, HTTP_STATUS, TIMED_OUT, UNREACHABLE, EndpointClient, EndpointFailure, seconds
 from .profiles import PROFILES, Profile, Reading
 from .schedule import PollSchedule
@@ -56,10 +59,7 @@ MOVING_POLL_S = 1.0
 STARTUP_SPREAD_PER_ENDPOINT_S, STARTUP_SPREAD_MAX_S = 0.01, 2.0
 MOTION_EVENTS = {True: "motion_started", False: "motion_stopped"}
 DISABLED = "the endpoint is disabled in the config"
-
-
-class UnknownEndpoint(LookupError):
-    pass
+WAITING = "waiting for the first poll"
 
 
 @dataclass
@@ -105,7 +105,9 @@ class HttpPoller:
         self.events = publisher or EventPublisher()
         self.errors = error_log or ErrorLog(SERVICE)
         self.metrics = metrics or Metrics(SERVICE)
-        self.devices = DeviceTable(tuple(d for d in settings.devices_of(SERVICE) if d.enabled))
+        self.devices = DeviceTable((d for d in settings.devices_of(SERVICE) if d.enabled),
+                                   source_fields=("endpoint", "key"), waiting=WAITING)
+        self._commanded_at: dict[str, float] = {}  # device id -> time.monotonic() of its last command
         self.session = requests.Session()
         # Polls and commands share the pool: room for every worker plus concurrent commands.
         adapter = HTTPAdapter(pool_connections=64, pool_maxsize=workers + 16, max_retries=0)
@@ -114,7 +116,7 @@ class HttpPoller:
         self.endpoints: dict[str, Endpoint] = {}
         for spec in settings.endpoints:
             if not spec.enabled:
-                for device in self.devices.on_endpoint(spec.endpoint_id):
+                for device in self.devices.of_source(spec.endpoint_id):
                     self.devices.set_online(device, False, DISABLED)
                 continue
             client = EndpointClient(self.session, spec.url, spec.timeout)
@@ -129,7 +131,7 @@ class HttpPoller:
     def start(self) -> HttpPoller:
         if not self._started:
             self._started = True
-            polled = [e for e in self.endpoints.values() if self.devices.on_endpoint(e.endpoint_id)]
+            polled = [e for e in self.endpoints.values() if self.devices.of_source(e.endpoint_id)]
             # Spread the first polls so 500 endpoints do not all fire in the same millisecond.
             spread = min(STARTUP_SPREAD_MAX_S, STARTUP_SPREAD_PER_ENDPOINT_S * len(polled))
             self.schedule.start({e.endpoint_id: random.uniform(0, min(spread, e.spec.poll_interval))
@@ -155,8 +157,7 @@ class HttpPoller:
         return self.devices.views()
 
     def view(self, device_id: str) -> dict[str, Any]:
-        self.device(device_id)
-        return self.devices.view(device_id)
+        return self.devices.view(self.device(device_id))
 
     def fresh_view(self, device_id: str) -> dict[str, Any]:
         """Poll the device's endpoint now and wait briefly; the view, with ``fresh: false`` and
@@ -172,7 +173,7 @@ class HttpPoller:
                 error = f"{TIMEOUT}: no answer from endpoint {endpoint.endpoint_id} within {seconds(wait)}"
             elif not device.online:
                 error = f"{device.problem or OFFLINE}: {device.reason}"
-        view = self.devices.view(device_id)
+        view = self.devices.view(device)
         view["fresh"] = error is None
         if error:
             view["fresh_error"] = error
@@ -184,7 +185,7 @@ class HttpPoller:
     def endpoint_view(self, endpoint_id: str) -> dict[str, Any]:
         endpoint = self.endpoints.get(endpoint_id)
         if endpoint is None:
-            raise UnknownEndpoint(endpoint_id)
+            raise NotFound("UNKNOWN_ENDPOINT", f"No endpoint {endpoint_id!r}.", known=list(self.endpoints))
         return self._endpoint_view(endpoint)
 
     def health(self) -> tuple[int, dict[str, Any]]:
@@ -255,7 +256,7 @@ class HttpPoller:
             raise
         self._command_seconds.labels(profile.name, "success").observe(time.perf_counter() - started)
         log.info("command %s done: %s", device.spec.device_id, props)
-        device.commanded_at = time.monotonic()
+        self._commanded_at[device.spec.device_id] = time.monotonic()
         self._update(device, props, time.time())
         self.schedule.poll_now(endpoint.endpoint_id, after_now=True)  # confirm the device's own view soon
         return dict(device.state)
@@ -277,7 +278,7 @@ class HttpPoller:
     def _poll(self, endpoint_id: str) -> float:
         """One poll of one endpoint; returns the seconds until its next poll."""
         endpoint = self.endpoints[endpoint_id]
-        devices = self.devices.on_endpoint(endpoint_id)
+        devices = self.devices.of_source(endpoint_id)
         asked_at = time.monotonic()
         started = time.perf_counter()
         try:
@@ -343,7 +344,7 @@ class HttpPoller:
                 continue
             if self.devices.set_online(device, True, None):
                 self._availability(device, True, None)
-            if device.commanded_at > asked_at:
+            if self._commanded_at.get(device.spec.device_id, 0.0) > asked_at:
                 continue  # read before a command changed it: the poll that follows the command tells
             self._update(device, reading.state, now)
 
@@ -380,7 +381,7 @@ class HttpPoller:
                 "last_poll": iso(endpoint.last_poll), "last_ok": iso(endpoint.last_ok),
                 "last_duration_ms": None if took is None else round(took * 1000, 1),
                 "next_poll_in_s": None if due is None else round(due, 3),
-                "devices": [d.spec.device_id for d in self.devices.on_endpoint(spec.endpoint_id)]}
+                "devices": [d.spec.device_id for d in self.devices.of_source(spec.endpoint_id)]}
 
     def _install_metrics(self) -> None:
         self._polls = self.metrics.counter("http_polls_total", "Endpoint polls by profile and outcome "

@@ -9,29 +9,25 @@ device's ``key``; this module checks and converts it, whatever the dialect.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
-# The state properties of each type, the first one being the value a bare scalar stands for.
-PROPERTIES: dict[str, tuple[str, ...]] = {
-    "temperature": ("temperature",),
-    "humidity": ("humidity",),
-    "pressure": ("pressure",),
-    "illuminance": ("illuminance",),
-    "sound_level": ("sound_level",),
-    "battery": ("battery", "voltage"),
-    "motion": ("motion",),
-    "switch": ("state",),
-    "window": ("position", "target", "moving"),
-    "led": ("state", "color", "brightness", "blink"),
-}
-PERCENT = (0.0, 100.0)
-RANGES: dict[str, tuple[float, float]] = {"humidity": PERCENT, "battery": PERCENT, "position": PERCENT,
-                                          "target": PERCENT, "brightness": (0, 255), "illuminance": (0, math.inf)}
-_TRUE = {"on", "true", "1", "yes", "open", "detected", "active"}
-_FALSE = {"off", "false", "0", "no", "closed", "clear", "inactive", "idle"}
-_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+from shared.devices import (
+    BOOLEAN,
+    COLOR,
+    COLOUR,
+    DEVICE_TABLE,
+    INTEGER,
+    NUMBER,
+    ON_OFF,
+    StateProperty,
+    device_type,
+    on_off_word,
+)
+
+# The state properties of each type, the first one being the value a bare scalar stands for
+# (shared/devices.py, the registry).
+PROPERTIES: dict[str, tuple[str, ...]] = {t.name: tuple(p.name for p in t.properties) for t in DEVICE_TABLE}
 
 
 class BadValue(ValueError):
@@ -61,7 +57,7 @@ def lookup(document: Any, path: str) -> Any:
     return value
 
 
-def number(name: str, raw: Any) -> float | int | None:
+def number(name: str, raw: Any, valid: tuple[float, float] = (-math.inf, math.inf)) -> float | int | None:
     """A finite number (a numeric string counts); None for "no reading" (null, NaN, "unknown")."""
     if raw is None:
         return None
@@ -79,7 +75,7 @@ def number(name: str, raw: Any) -> float | int | None:
         raise BadValue(f"{name}: expected a number, got {_show(raw)}")
     if not math.isfinite(raw):
         return None
-    low, high = RANGES.get(name, (-math.inf, math.inf))
+    low, high = valid
     if not low <= raw <= high:
         raise BadValue(f"{name}: {raw!r} is out of range ({low:g}..{high:g})")
     return raw
@@ -92,8 +88,9 @@ def boolean(name: str, raw: Any) -> bool | None:
         return raw
     if isinstance(raw, (int, float)) and raw in (0, 1):
         return bool(raw)
-    if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
-        return raw.strip().lower() in _TRUE
+    word = on_off_word(raw)
+    if word is not None:
+        return word
     raise BadValue(f"{name}: expected on/off or true/false, got {_show(raw)}")
 
 
@@ -110,35 +107,38 @@ def color(name: str, raw: Any) -> str | None:
         if any(p is None or not 0 <= p <= 255 for p in parts):
             raise BadValue(f"{name}: r, g, b must be 0..255, got {_show(raw)}")
         return "#" + "".join(f"{round(p):02x}" for p in parts)  # type: ignore[arg-type]
-    if isinstance(raw, str) and _COLOR.match(raw):
+    if isinstance(raw, str) and COLOR.match(raw):
         return raw.lower()
     raise BadValue(f"{name}: expected a colour \"#rrggbb\", got {_show(raw)}")
 
 
-def _integer(name: str, raw: Any) -> int | None:
-    value = number(name, raw)
+def _integer(name: str, raw: Any, valid: tuple[float, float] = (-math.inf, math.inf)) -> int | None:
+    value = number(name, raw, valid)
     return None if value is None else round(value)
 
 
-_CONVERT = {"temperature": number, "humidity": number, "pressure": number, "illuminance": number,
-            "sound_level": number, "battery": number, "voltage": number, "motion": boolean,
-            "position": _integer, "target": _integer, "moving": boolean, "color": color,
-            "brightness": _integer, "blink": _integer}
+def convert(prop: StateProperty, raw: Any) -> Any:
+    """One raw value as the registry's property wants it (kind and range)."""
+    if prop.kind == NUMBER:
+        return number(prop.name, raw, prop.range)
+    if prop.kind == INTEGER:
+        return _integer(prop.name, raw, prop.range)
+    if prop.kind == BOOLEAN:
+        return boolean(prop.name, raw)
+    if prop.kind == ON_OFF:
+        return on_off(prop.name, raw)
+    if prop.kind == COLOUR:
+        return color(prop.name, raw)
+    raise ValueError(f"{prop.name}: no reading of kind {prop.kind!r}")
 
 
-def convert(device_type: str, prop: str, raw: Any) -> Any:
-    if device_type in ("switch", "led") and prop == "state":
-        return on_off(prop, raw)
-    return _CONVERT[prop](prop, raw)
-
-
-def state_from(device_type: str, raw: Any) -> dict[str, Any]:
-    """The state properties ``raw`` gives a ``device_type`` device; ``{}`` when it holds no
+def state_from(type_name: str, raw: Any) -> dict[str, Any]:
+    """The state properties ``raw`` gives a ``type_name`` device; ``{}`` when it holds no
     reading (null, NaN). A scalar stands for the type's main property; an object gives the
     properties it names. :class:`BadValue` when a value has the wrong kind."""
-    names = PROPERTIES.get(device_type)
+    names = PROPERTIES.get(type_name)
     if names is None:
-        raise BadValue(f"{device_type} devices have no state an endpoint can report")
+        raise BadValue(f"{type_name} devices have no state an endpoint can report")
     if isinstance(raw, Mapping):
         found = {p: raw[p] for p in names if p in raw}
         if not found and "value" in raw:  # {"id": ..., "value": ...}: the ESPHome way
@@ -150,11 +150,12 @@ def state_from(device_type: str, raw: Any) -> dict[str, Any]:
     else:
         found = {names[0]: raw}
     state = {}
+    entry = device_type(type_name)
     for prop, value in found.items():
-        converted = convert(device_type, prop, value)
+        converted = convert(entry.prop(prop), value)
         if converted is not None:
             state[prop] = converted
-    if device_type == "window" and "position" in state and "target" not in state and not state.get("moving"):
+    if type_name == "window" and "position" in state and "target" not in state and not state.get("moving"):
         state["target"] = state["position"]  # at rest, where it is is where it was going
     return state
 

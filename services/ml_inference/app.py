@@ -8,14 +8,15 @@ from flask import Flask, Response, request
 
 from shared import jsonio
 from shared.config import Settings
+from shared.errors import InvalidRequest
 from shared.handler_api import install_handler_api
 from shared.logs import clip
 from shared.web import (
-    ApiError,
     health_response,
     install_api_token,
     install_error_handlers,
     install_instance_header,
+    install_metrics,
     json_response,
 )
 
@@ -27,7 +28,7 @@ def _body() -> Any:
     try:
         return jsonio.loads_input(request.get_data())
     except ValueError as exc:  # malformed, or nested deeper than any input is
-        raise ApiError("INVALID_JSON", f"The request body is not valid JSON ({clip(str(exc), 120)}).", 400) from None
+        raise InvalidRequest("INVALID_JSON", f"The request body is not valid JSON ({clip(str(exc), 120)}).") from None
 
 
 def create_app(settings: Settings, service: MlInference | None = None) -> Flask:
@@ -41,7 +42,7 @@ def create_app(settings: Settings, service: MlInference | None = None) -> Flask:
     install_error_handlers(app, service.errors)
     install_instance_header(app, settings.instance_id)
     install_api_token(app, settings.api_token)
-    service.metrics.install(app)
+    install_metrics(app, service.metrics)
     install_handler_api(app, service)
 
     @app.get("/health")

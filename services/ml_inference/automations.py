@@ -14,15 +14,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from shared.commands import OFFLINE, REJECTED, UNKNOWN_DEVICE, UNSUPPORTED, CommandError
 from shared.config import AutomationSpec, DeviceSpec, Settings
+from shared.device_table import device_view, same_state
 from shared.devices import InvalidCommand, normalize_command
+from shared.errors import NotFound
 from shared.sse import now_iso
-from shared.web import ApiError
 
 from .inputs import WindowInputs
 from .policy import OFF, Decision
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 SERVICE = "ml_inference"
 AUTO, SUGGEST = "auto", "suggest"
 STATE_FILE = "automations.json"
+SOURCE_FIELDS = ("automation",)
+"""What a switch's view says of where it comes from (shared/device_table.py)."""
 
 
 class Automation:
@@ -110,7 +112,7 @@ class Automations:
     def get(self, automation_id: str) -> Automation:
         automation = self.by_id.get(automation_id)
         if automation is None:
-            raise ApiError("UNKNOWN_AUTOMATION", f"No automation {automation_id!r} in this instance.", 404,
+            raise NotFound("UNKNOWN_AUTOMATION", f"No automation {automation_id!r} in this instance.",
                            known=list(self.by_id))
         return automation
 
@@ -127,17 +129,14 @@ class Automations:
 
     def device_view(self, device_id: str) -> dict[str, Any]:
         spec = self.device(device_id)
-        view: dict[str, Any] = {"device_id": spec.device_id, "type": spec.type, "name": spec.name,
-                                "automation": spec.automation, "online": False, "state": {},
-                                "last_seen": None, "reason": None}
         if not spec.enabled:
-            view["reason"] = "disabled in the instance config"
-        elif spec.type != "switch":
-            view["reason"] = f"an automation provides switch devices only, not {spec.type}"
-        else:
-            view.update(online=True, state=self.get(spec.automation or "").switch_state(),
-                        last_seen=self._last_seen(device_id))
-        return view
+            return device_view(spec, SOURCE_FIELDS, online=False, state={}, last_seen=None,
+                               reason="disabled in the instance config")
+        if spec.type != "switch":
+            return device_view(spec, SOURCE_FIELDS, online=False, state={}, last_seen=None,
+                               reason=f"an automation provides switch devices only, not {spec.type}")
+        return device_view(spec, SOURCE_FIELDS, online=True, state=self.get(spec.automation or "").switch_state(),
+                           last_seen=self._seen.get(device_id), reason=None)
 
     def sensors(self) -> list[dict[str, Any]]:
         return [self.device_view(device_id) for device_id in self.devices]
@@ -170,14 +169,10 @@ class Automations:
         for spec in self.devices.values():
             if spec.automation == automation.spec.automation_id and spec.type == "switch" and spec.enabled:
                 self._seen[spec.device_id] = time.time()
-                if self._published.get(spec.device_id) != state:
+                if not same_state(self._published.get(spec.device_id), state):
                     self._published[spec.device_id] = state
                     self._on_state(spec.device_id, state)
         return state
-
-    def _last_seen(self, device_id: str) -> str | None:
-        seen = self._seen.get(device_id)
-        return None if seen is None else datetime.fromtimestamp(seen).astimezone().isoformat(timespec="milliseconds")
 
     def _save(self) -> None:
         """The modes people chose, written atomically so a crash leaves the old file or the new."""

@@ -1,48 +1,47 @@
 """What the model is asked: ``WindowInputs``, checked field by field, and its feature vector.
 
-Temperature and humidity are required; outdoor temperature, motion, sound level and the window's
-current position are optional. A missing optional input is explicit: it is ``None`` here and
-becomes a 0 value plus a 0 "known" flag in the features, so the model was trained to tell
-"unknown" from "0". A value that is not finite or outside what a real sensor can report is
-refused with an error naming the field; a value that is possible but outside what the model
-was trained on is clipped to the training range (the model never extrapolates).
+The inputs are the window-automation inputs of the device-type registry (shared/devices.py:
+each type declares the roles it can play, their real and training ranges and how the model
+scales them) plus the window's own current position. The registry marks temperature and
+humidity required; every other input is optional. A missing optional input is explicit: it is
+``None`` here and becomes a 0 value plus a 0 "known" flag in the features, so the model was
+trained to tell "unknown" from "0". A value that is not finite or outside what a real sensor can
+report is refused with an error naming the field; a value that is possible but outside what the
+model was trained on is clipped to the training range (the model never extrapolates).
+
+Adding an input to the registry changes ``FEATURES``: a stored model trained on other features
+is refused (model.py) and the default weights are trained again (or re-bundled by the image).
 """
 from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from shared.devices import is_number
+from shared.devices import BOOLEAN, AutomationInput, automation_inputs, is_number
+
+POSITION = AutomationInput("position", "position", "The window's current position (the automation adds it).",
+                           range=(0.0, 100.0), unit="%", training=(0.0, 100.0), scale=(0.0, 100.0), missing=0.2)
+"""Not a sensor: the window the automation moves, which the model sees too (hysteresis)."""
+
+INPUTS: dict[str, AutomationInput] = {**{role: spec for role, (_, spec) in automation_inputs().items()},
+                                      POSITION.role: POSITION}
+"""Every input the model takes, by name: required first, then the registry's order, position last."""
+REQUIRED = tuple(name for name, spec in INPUTS.items() if spec.required)
+OPTIONAL = tuple(name for name, spec in INPUTS.items() if not spec.required)
+FIELDS = REQUIRED + OPTIONAL
 
 # field -> (lowest, highest, unit) a real sensor can report; beyond that the reading is refused.
 NUMERIC_FIELDS: dict[str, tuple[float, float, str]] = {
-    "temperature": (-40.0, 85.0, "°C"),
-    "humidity": (0.0, 100.0, "%"),
-    "outdoor_temperature": (-50.0, 70.0, "°C"),
-    "sound_level": (-120.0, 0.0, "dBFS"),
-    "position": (0.0, 100.0, "%"),
-}
-REQUIRED = ("temperature", "humidity")
-OPTIONAL = ("outdoor_temperature", "motion", "sound_level", "position")
-FIELDS = REQUIRED + OPTIONAL
-
+    name: (*spec.range, spec.unit) for name, spec in INPUTS.items() if spec.kind != BOOLEAN}
 # What the model was trained on (train.py samples these ranges): inputs are clipped to them.
 TRAINING_RANGE: dict[str, tuple[float, float]] = {
-    "temperature": (5.0, 40.0),
-    "humidity": (10.0, 100.0),
-    "outdoor_temperature": (-20.0, 40.0),
-    "sound_level": (-90.0, 0.0),
-}
+    name: spec.training for name, spec in INPUTS.items() if spec.training is not None}
+AIRING: dict[str, tuple[float, float]] = {name: spec.airing for name, spec in INPUTS.items() if spec.airing}
+"""Inputs that are a reason to air the room by themselves (rule.py): name -> (need starts, need is full)."""
 
-FEATURES: tuple[str, ...] = (
-    "temperature", "humidity",
-    "outdoor_temperature", "outdoor_temperature_known",
-    "motion", "motion_known",
-    "sound_level", "sound_level_known",
-    "position", "position_known",
-)
+FEATURES: tuple[str, ...] = tuple(
+    feature for name in FIELDS for feature in ((name,) if name in REQUIRED else (name, f"{name}_known")))
 """The model's input vector, in order. A model file records it; a file with other features is refused."""
 
 MAX_BATCH = 1024
@@ -57,17 +56,43 @@ class InvalidInput(ValueError):
         self.message = message
 
 
-@dataclass(frozen=True)
 class WindowInputs:
-    temperature: float
-    humidity: float
-    outdoor_temperature: float | None = None
-    motion: bool | None = None
-    sound_level: float | None = None
-    position: float | None = None
+    """The inputs of one question to the model, by name (``FIELDS``); a missing optional input is
+    None: ``inputs.temperature``, ``inputs.get("sound_level")``. Immutable."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, **values: Any) -> None:
+        unknown = sorted(set(values) - set(FIELDS))
+        if unknown:
+            raise TypeError(f"unknown window inputs {unknown} (inputs: {', '.join(FIELDS)})")
+        missing = [name for name in REQUIRED if values.get(name) is None]
+        if missing:
+            raise TypeError(f"window inputs {missing} are required")
+        object.__setattr__(self, "_values", {k: v for k, v in values.items() if v is not None})
+
+    def __getattr__(self, name: str) -> Any:
+        if name in INPUTS:
+            return self._values.get(name)
+        raise AttributeError(f"WindowInputs has no input {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("WindowInputs is immutable")
+
+    def get(self, name: str) -> Any:
+        return self._values.get(name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in FIELDS if getattr(self, name) is not None}
+        return {name: self._values[name] for name in FIELDS if name in self._values}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, WindowInputs) and other._values == self._values
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._values.items())))
+
+    def __repr__(self) -> str:
+        return "WindowInputs(" + ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items()) + ")"
 
 
 def _number(name: str, value: Any) -> float:
@@ -103,7 +128,7 @@ def parse_inputs(data: Any, where: str = "") -> WindowInputs:
                 raise InvalidInput(prefix + name, "missing; it is required")
             continue
         try:
-            if name == "motion":
+            if INPUTS[name].kind == BOOLEAN:
                 if not isinstance(value, bool):
                     raise InvalidInput(name, f"must be true or false, got {value!r}")
                 values[name] = value
@@ -130,17 +155,22 @@ def _clip(name: str, value: float) -> float:
     return min(max(value, low), high)
 
 
-def features(inputs: WindowInputs) -> list[float]:
-    """The model's input vector (``FEATURES``): scaled to about -1..1, with a known flag for each
-    optional input."""
-    def optional(value: float | None, scale: Any) -> tuple[float, float]:
-        return (0.0, 0.0) if value is None else (scale(value), 1.0)
+def _scaled(name: str, value: float | bool) -> float:
+    spec = INPUTS[name]
+    if spec.kind == BOOLEAN:
+        return 1.0 if value else 0.0
+    centre, spread = spec.scale
+    return (_clip(name, float(value)) - centre) / spread
 
-    return [
-        (_clip("temperature", inputs.temperature) - 22.0) / 6.0,
-        (_clip("humidity", inputs.humidity) - 55.0) / 25.0,
-        *optional(inputs.outdoor_temperature, lambda v: (_clip("outdoor_temperature", v) - 15.0) / 10.0),
-        *optional(inputs.motion, lambda v: 1.0 if v else 0.0),
-        *optional(inputs.sound_level, lambda v: (_clip("sound_level", v) + 45.0) / 20.0),
-        *optional(inputs.position, lambda v: v / 100.0),
-    ]
+
+def features(inputs: WindowInputs) -> list[float]:
+    """The model's input vector (``FEATURES``): each input scaled as the registry says (to about
+    -1..1), with a known flag for each optional input."""
+    vector: list[float] = []
+    for name in FIELDS:
+        value = inputs.get(name)
+        if name in REQUIRED:
+            vector.append(_scaled(name, value))
+        else:
+            vector += [0.0, 0.0] if value is None else [_scaled(name, value), 1.0]
+    return vector

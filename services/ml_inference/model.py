@@ -51,6 +51,15 @@ class ModelFileError(Exception):
     """The model file cannot be used; the message says why and what to do."""
 
 
+class OutdatedDefault(ModelFileError):
+    """The file holds the default weights of another version, trained on other features (a device
+    type's automation input was added since): the service may replace it with its own default."""
+
+
+DEFAULT_TEACHER = "comfort rule"
+"""How train.py's facts name the teacher of the default weights (a model of your own says otherwise)."""
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     model: WindowModel
@@ -131,8 +140,11 @@ def _unwrap(content: Any, path: Path) -> tuple[dict[str, Any], int, dict[str, An
             raise ModelFileError(f"model file {path} is version {content.get('version')!r}; this service "
                                  f"reads version {VERSION}")
         if list(content.get("features") or []) != list(FEATURES):
-            raise ModelFileError(f"model file {path} was trained on the features {content.get('features')}, "
-                                 f"this service encodes {list(FEATURES)}")
+            trained = content.get("trained") if isinstance(content.get("trained"), dict) else {}
+            default = str(trained.get("teacher", "")).startswith(DEFAULT_TEACHER)
+            error = OutdatedDefault if default else ModelFileError
+            raise error(f"model file {path} was trained on the features {content.get('features')}, "
+                        f"this service encodes {list(FEATURES)}")
         state, trained = content["state_dict"], content.get("trained") or {}
     elif isinstance(content, dict) and content and all(isinstance(v, torch.Tensor) for v in content.values()):
         state, trained = content, {}

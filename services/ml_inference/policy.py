@@ -20,9 +20,9 @@ Actions, in the order they are checked:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+from shared.clock import iso_at
 from shared.config import AutomationSpec
 
 from .recommender import Recommendation
@@ -57,7 +57,7 @@ class Decision:
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"action": self.action, "position": self.position, "reason": self.reason}
         if self.held_until is not None:
-            body["held_until"] = datetime.fromtimestamp(self.held_until).astimezone().isoformat(timespec="seconds")
+            body["held_until"] = iso_at(self.held_until, timespec="seconds")
         return body
 
 

@@ -2,9 +2,11 @@
 
 The model is loaded in a thread of its own at start, so the service answers (``/health`` 503
 "loading") while torch imports and, on a first start, while the default weights are trained.
-A file that is missing is created with the default weights; a file that exists but cannot be
-used is never overwritten (it may be someone's own model): the service stays up, ``/health``
-says why, and predictions answer ``MODEL_UNAVAILABLE`` until the file is fixed and reloaded.
+A file that is missing is created with the default weights, and so is replaced a file holding
+the default weights of a version with other inputs (the registry's automation inputs changed);
+any other file that exists but cannot be used is never overwritten (it may be someone's own
+model): the service stays up, ``/health`` says why, and predictions answer
+``MODEL_UNAVAILABLE`` until the file is fixed and reloaded.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from shared.config import MlSettings
 from shared.sse import now_iso
 
 from .inputs import WindowInputs, features
-from .model import LoadedModel, ModelFileError, load_model
+from .model import LoadedModel, ModelFileError, OutdatedDefault, load_model
 from .train import write_default
 
 log = logging.getLogger(__name__)
@@ -74,15 +76,16 @@ class Recommender:
         A broken file leaves the previous model in use, if there was one, and says why."""
         path = self.ml.model_path
         try:
-            if not path.exists() and self._copy_bundled(path):
-                self._created_default = True
             if not path.exists():
-                self._set_status(TRAINING, f"{path} is missing: training the default weights")
-                log.info("model file %s is missing: training the default weights", path)
-                sha256, _ = write_default(path)
-                self._created_default = True
-                log.info("wrote default model %s (sha256 %s)", path, sha256[:12])
-            loaded = load_model(path)
+                self._create_default(path, "is missing")
+            try:
+                loaded = load_model(path)
+            except OutdatedDefault as exc:
+                # Our own default weights from before an automation input was added: replaced,
+                # as a missing file would be (a model of anyone else's is never touched).
+                log.warning("%s; replacing them with this version's default weights", exc)
+                self._create_default(path, "holds the default weights of another version")
+                loaded = load_model(path)
         except (ModelFileError, OSError) as exc:
             reason = str(exc)
             with self._lock:
@@ -95,6 +98,21 @@ class Recommender:
         with self._lock:
             self._loaded, self._status, self._reason, self._loaded_at = loaded, READY, None, now_iso()
         log.info("model %s loaded from %s", loaded.version, path)
+
+    def _create_default(self, path: Path, why: str) -> None:
+        """The default weights into ``path``: the image's copy if it fits, else trained here."""
+        if self._copy_bundled(path):
+            try:
+                load_model(path)
+                self._created_default = True
+                return
+            except ModelFileError as exc:  # an image built before the registry changed
+                log.warning("the bundled default weights do not fit: %s", exc)
+        self._set_status(TRAINING, f"{path} {why}: training the default weights")
+        log.info("model file %s %s: training the default weights", path, why)
+        sha256, _ = write_default(path)
+        self._created_default = True
+        log.info("wrote default model %s (sha256 %s)", path, sha256[:12])
 
     def _copy_bundled(self, path: Path) -> bool:
         """The image's default weights into a missing model file: what training would write

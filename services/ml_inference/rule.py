@@ -11,6 +11,10 @@ In words:
   outside (fully from 3 K cooler); with no outdoor reading, open only 60 % as far.
 * **Too humid inside** (above 65 %, fully at 85 %) → open, unless it is much warmer outside
   (from 2 K warmer the benefit fades, gone at 6 K).
+* **Stale air** → open: every input the registry declares an "airing need" for (shared/devices.py,
+  ``AutomationInput.airing``; e.g. CO2 above 1000 ppm, fully at 1600 ppm) is a reason of its own,
+  as strong as heat or damp, whatever the outdoor temperature (airing helps either way). The rule
+  names none of them, so a device type added to the registry is picked up without a change here.
 * **Cold** → closed: inside below 18 °C (fully allowed from 20 °C), or freezing outside
   (closed at -5 °C, fully allowed from 5 °C).
 * **Someone present and loud** (motion, sound above -40 dBFS, fully at -30 dBFS) → open 60 %
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import math
 
-from .inputs import WindowInputs
+from .inputs import AIRING, WindowInputs
 
 WARM_FROM, WARM_FULL = 23.5, 26.5
 HYSTERESIS_K = 0.5
@@ -72,7 +76,9 @@ def comfort_rule(inputs: WindowInputs) -> tuple[float, float]:
     else:
         heat *= UNKNOWN_OUTSIDE_HEAT
         damp *= UNKNOWN_OUTSIDE_DAMP
-    need = max(heat, damp)
+    stale = max((ramp(inputs.get(name), *need_from) for name, need_from in AIRING.items()
+                 if inputs.get(name) is not None), default=0.0)
+    need = max(heat, damp, stale)
     need *= ramp(t, *INDOOR_COLD)
     if outside is not None:
         need *= ramp(outside, *OUTDOOR_FREEZING)

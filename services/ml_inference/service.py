@@ -11,8 +11,10 @@ from typing import Any
 from shared.commands import Command
 from shared.config import Settings
 from shared.devices import is_number
+from shared.error_log import ErrorLog
+from shared.errors import InvalidRequest, Unavailable
+from shared.metrics import Metrics
 from shared.sse import EventPublisher
-from shared.web import ApiError, ErrorLog, Metrics
 
 from .automations import SERVICE, Automations
 from .inputs import InvalidInput, WindowInputs, parse_batch, parse_inputs
@@ -22,8 +24,8 @@ from .recommender import ModelUnavailable, Recommendation, Recommender
 log = logging.getLogger(__name__)
 
 
-def _invalid(field: str, message: str) -> ApiError:
-    return ApiError("INVALID_VALUE", f"{field}: {message}" if field else message, 400, field=field)
+def _invalid(field: str, message: str) -> InvalidRequest:
+    return InvalidRequest("INVALID_VALUE", f"{field}: {message}" if field else message, field=field)
 
 
 class MlInference:
@@ -84,7 +86,7 @@ class MlInference:
         try:
             results, elapsed_ms = self.recommender.predict(batch)
         except ModelUnavailable as exc:
-            raise ApiError("MODEL_UNAVAILABLE", f"No model to ask: {exc.reason}", 503) from None
+            raise Unavailable("MODEL_UNAVAILABLE", f"No model to ask: {exc.reason}") from None
         self._predictions.labels(endpoint).inc(len(batch))
         self._inference.observe(elapsed_ms / 1000.0)
         return results, elapsed_ms

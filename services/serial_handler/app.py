@@ -12,10 +12,11 @@ from shared.web import (
     install_api_token,
     install_error_handlers,
     install_instance_header,
+    install_metrics,
     json_response,
 )
 
-from .handler import SerialHandler, UnknownBoard
+from .handler import SerialHandler
 
 
 def create_app(settings: Settings, handler: SerialHandler | None = None) -> Flask:
@@ -29,13 +30,8 @@ def create_app(settings: Settings, handler: SerialHandler | None = None) -> Flas
     install_error_handlers(app, handler.errors)
     install_instance_header(app, settings.instance_id)
     install_api_token(app, settings.api_token)
-    handler.metrics.install(app)
+    install_metrics(app, handler.metrics)
     install_handler_api(app, handler)
-
-    @app.errorhandler(UnknownBoard)
-    def _unknown_board(exc: UnknownBoard):
-        return json_response({"error": "UNKNOWN_BOARD", "message": f"No board {exc.args[0]!r}.",
-                              "known": list(handler.links)}, 404)
 
     @app.get("/health")
     def health():

@@ -13,9 +13,12 @@ from typing import Any
 
 from shared.commands import Command
 from shared.config import Settings
+from shared.device_table import Device, DeviceTable
+from shared.error_log import ErrorLog
+from shared.errors import NotFound
 from shared.logs import clip, command_context
+from shared.metrics import Metrics
 from shared.sse import EventPublisher
-from shared.web import ErrorLog, Metrics
 
 from .commands import (
     OFFLINE,
@@ -27,8 +30,7 @@ from .commands import (
 from .devices import (
     ALERT_DEVICES,
     MOTION_EVENTS,
-    Device,
-    DeviceTable,
+    led_report,
     led_update,
     sensor_updates,
     window_update,
@@ -39,12 +41,9 @@ from .link import SerialLink
 log = logging.getLogger(__name__)
 
 SERVICE = "serial_handler"
+WAITING = "waiting for the board"
 FRESH_TIMEOUT = 2.0
 """Longest wait for ``?fresh=1`` (the board answers a ``read`` within milliseconds when well)."""
-
-
-class UnknownBoard(LookupError):
-    pass
 
 
 class SerialHandler:
@@ -57,7 +56,7 @@ class SerialHandler:
         self.errors = error_log or ErrorLog(SERVICE)
         self.metrics = metrics or Metrics(SERVICE)
         specs = tuple(d for d in settings.devices_of(SERVICE) if d.enabled)
-        self.devices = DeviceTable(specs)
+        self.devices = DeviceTable(specs, source_fields=("board",), waiting=WAITING)
         self.links: dict[str, SerialLink] = {
             board.board_id: SerialLink(board, self._on_message, self._on_state,
                                        on_rejected=self._on_rejected, on_problem=self._on_problem)
@@ -65,7 +64,7 @@ class SerialHandler:
         }
         for board in settings.boards:
             if not board.enabled:
-                self.devices.set_online(board.board_id, False, "the board is disabled in the config")
+                self.devices.set_source_online(board.board_id, False, "the board is disabled in the config")
         self._started = False
         self._install_metrics()
 
@@ -99,8 +98,7 @@ class SerialHandler:
         return self.devices.views()
 
     def view(self, device_id: str) -> dict[str, Any]:
-        self.device(device_id)
-        return self.devices.view(device_id) or {}
+        return self.devices.view(self.device(device_id))
 
     def fresh_view(self, device_id: str) -> dict[str, Any]:
         """Ask the board for a new reading (``read``), then the view; the cached view with
@@ -202,7 +200,11 @@ class SerialHandler:
         elif kind == "error" and message.id is None:
             self._record("BOARD_ERROR", f"board {board}: {message.get('error')}: {message.get('message', '')}",
                          "warning", board=board)
-        elif kind == "hello" and message.id is None:
+        if kind in ("hello", "status"):
+            led = led_report(message.get("led"))  # the LED's real state, from boot on
+            for device in self.devices.of_type(board, "led") if led else ():
+                self._update(device, led, now)
+        if kind == "hello" and message.id is None:
             log.info("board %s booted: fw %s, reset cause %s", board, message.get("fw"),
                      message.get("reset_cause"))
 
@@ -213,7 +215,7 @@ class SerialHandler:
             for device in targets:
                 self._update(device, {"motion": MOTION_EVENTS[name]}, now)
         # Events with no device of their own (a button) go to the board's first device.
-        targets = targets or self.devices.on_board(link.board_id)[:1]
+        targets = targets or self.devices.of_source(link.board_id)[:1]
         for device in targets:
             self.events.publish("event", {"device_id": device.spec.device_id, "event": name,
                                           "data": message.get("data") or {}, "board": link.board_id})
@@ -222,7 +224,7 @@ class SerialHandler:
         name = message.get("alert")
         device_type = message.get("sensor") if name == "sensor_failure" else ALERT_DEVICES.get(name)
         devices = self.devices.of_type(link.board_id, device_type) if device_type else []
-        devices = devices or self.devices.on_board(link.board_id)[:1]
+        devices = devices or self.devices.of_source(link.board_id)[:1]
         data = {k: message.get(k) for k in ("active", "value", "threshold", "sensor", "message")
                 if message.get(k) is not None}
         for device in devices:
@@ -234,7 +236,7 @@ class SerialHandler:
                              "warning", device_id=device.spec.device_id, board=link.board_id)
 
     def _on_state(self, link: SerialLink, online: bool, reason: str | None) -> None:
-        for device in self.devices.set_online(link.board_id, online, reason):
+        for device in self.devices.set_source_online(link.board_id, online, reason):
             self.events.publish("availability", {"device_id": device.spec.device_id, "online": online,
                                                  "reason": None if online else reason})
 
@@ -262,12 +264,12 @@ class SerialHandler:
     def _link(self, board_id: str) -> SerialLink:
         link = self.links.get(board_id)
         if link is None:
-            raise UnknownBoard(board_id)
+            raise NotFound("UNKNOWN_BOARD", f"No board {board_id!r}.", known=list(self.links))
         return link
 
     def _board_view(self, link: SerialLink) -> dict[str, Any]:
         view = link.snapshot()
-        view["devices"] = [d.spec.device_id for d in self.devices.on_board(link.board_id)]
+        view["devices"] = [d.spec.device_id for d in self.devices.of_source(link.board_id)]
         return view
 
     def _install_metrics(self) -> None:

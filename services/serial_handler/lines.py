@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.devices import board_fields
+
 MAX_LINE = 1024
 """Bytes per line including the newline, both directions."""
 MAX_ID = 64
@@ -192,26 +194,20 @@ DICT = ("dict", None, None)
 PERCENT = ("int", 0, 100)
 
 # Plausible sensor ranges: a reading outside is a broken sensor or a corrupted line, not weather.
-SENSOR_FIELDS: dict[str, _Spec] = {
-    "temperature": ("number", -40, 85),      # DHT22/BME280 operating range
-    "humidity": ("number", 0, 100),
-    "pressure": ("number", 300, 1100),
-    "illuminance": ("number", 0, 200_000),
-    "motion": BOOL,
-    "battery_v": ("number", 0, 6),
-    "battery_pct": PERCENT,
-    "sound_dbfs": ("number", -140, 0),
-}
+# Each field, its kind and range are the registry's (shared/devices.py, ``SensorField``).
+SENSOR_FIELDS: dict[str, _Spec] = {name: (prop.board.kind, prop.board.low, prop.board.high)  # type: ignore[union-attr]
+                                   for name, (_, prop) in board_fields().items()}
 
 # type -> (required fields, optional fields); sensor readings are handled apart (nullable).
 _SCHEMAS: dict[str, tuple[dict[str, _Spec], dict[str, _Spec]]] = {
     "hello": ({"board_id": TEXT}, {"fw": TEXT, "protocol": ("int", 0, None), "caps": ("list", None, None),
-                                   "interval_ms": ("int", 1, None), "reset_cause": TEXT, "uptime_s": UPTIME}),
+                                   "interval_ms": ("int", 1, None), "reset_cause": TEXT, "uptime_s": UPTIME,
+                                   "led": DICT}),
     "sensor": ({}, {"uptime_s": UPTIME, "ts": ("number", 0, None)}),
     "event": ({"event": TEXT}, {"uptime_s": UPTIME, "data": DICT}),
     "window": ({"position": PERCENT}, {"target": PERCENT, "moving": BOOL, "stopped": TEXT}),
     "status": ({}, {"uptime_s": UPTIME, "free_mem": ("int", 0, None), "sensor_errors": DICT,
-                    "interval_ms": ("int", 1, None), "deep_sleep": BOOL}),
+                    "interval_ms": ("int", 1, None), "deep_sleep": BOOL, "led": DICT}),
     "alert": ({"alert": TEXT, "active": BOOL}, {"value": NUMBER, "threshold": NUMBER, "sensor": TEXT,
                                                 "message": TEXT}),
     "ack": ({"id": ("text", None, MAX_ID), "ok": BOOL}, {"error": ("text", None, 1000), "result": DICT}),

@@ -21,10 +21,10 @@ from typing import Any
 
 import serial
 
+from shared.clock import iso
 from shared.config import BoardSpec
 
 from .commands import INVALID_VALUE, OFFLINE, REJECTED, TIMEOUT, UNSUPPORTED, CommandError
-from .devices import iso
 from .lines import PROTOCOL_VERSION, SEQ_LIMIT, LineSplitter, Message, Rejection, encode_command, parse_line
 
 log = logging.getLogger(__name__)

@@ -18,13 +18,14 @@ from typing import Any
 from shared import jsonio
 from shared.bridge_report import broker_link
 from shared.config import SOURCE_OWNERS, DeviceSpec, Settings
+from shared.error_log import ErrorLog
 from shared.sse import Event, EventPublisher, now_iso
 from shared.stream_positions import StreamPositions
-from shared.web import ErrorLog
 
 from .automation import WindowAutomations
 from .cache import CacheEntry, Freshness, TtlCache
 from .handlers import HandlerClient, HandlerReplyError, HandlerUnavailable
+from .history import ReadingHistory, thin
 from .registry import Availability, DeviceRegistry
 from .routing import CommandRouter
 
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 SERVICE = "state_aggregator"
 HANDLER_SERVICES = tuple(dict.fromkeys(SOURCE_OWNERS.values()))
 """Services that own devices; every one of them is followed alike."""
+OVERVIEW_LISTS = {"boards": "serial_handler", "endpoints": "http_poller"}
+"""What ``overview()`` asks of which handler: the key is both the path and the answer's list."""
 POSITIONS_FILE = "state_aggregator_positions.json"
 """Where each handler's stream resumes after a restart (in DATA_DIR; shared/stream_positions.py)."""
 PENDING_POSITIONS = 6000
@@ -41,12 +44,19 @@ PENDING_POSITIONS = 6000
 is then too old for the handler's replay anyway, and is told so (a reset)."""
 
 
+def _source(spec: DeviceSpec) -> dict[str, str]:
+    """Where the device's readings come from, named as its handler names it (``board``,
+    ``endpoint``) or ``automation``."""
+    return {key: value for key in ("board", "endpoint", "automation") if (value := getattr(spec, key))}
+
+
 class StateAggregator:
     def __init__(self, settings: Settings, publisher: EventPublisher | None = None,
                  follower_backoff: tuple[float, float] = (0.1, 2.0)) -> None:
         self.settings = settings
         self.registry = DeviceRegistry.from_settings(settings)
         self.cache = TtlCache(settings.cache_ttl)
+        self.history = ReadingHistory((d.device_id, d.type) for d in self.registry.specs())
         # Every handler's events meet here: a deeper replay ring and client queue than a
         # handler's, so a consumer (the bridge) that lags a moment resumes instead of resyncing.
         self.publisher = publisher or EventPublisher(history=10_000, client_queue=2048)
@@ -70,7 +80,8 @@ class StateAggregator:
         # What never changes about a device, built once: listings only add availability and state.
         self._static: dict[str, dict[str, Any]] = {
             d.device_id: {"device_id": d.device_id, "name": d.name, "type": d.type, "service": d.service,
-                          "enabled": d.enabled, "groups": list(d.groups), "area": d.area, "model": d.model}
+                          "enabled": d.enabled, "groups": list(d.groups), "area": d.area, "model": d.model,
+                          **_source(d)}
             for d in self.registry.specs()}
         self._encoded_views: dict[str, tuple[Availability, jsonio.Encoded]] = {}
         self._pool = ThreadPoolExecutor(max_workers=max(4, len(self.clients)), thread_name_prefix="aggregate")
@@ -119,6 +130,8 @@ class StateAggregator:
         """Every event the aggregator publishes, also shown to the window automations (they react
         to their inputs changing: push, not poll)."""
         self.publisher.publish(kind, data)
+        if kind == "state" and isinstance(data.get("state"), dict):
+            self.history.record(data["device_id"], data["state"], time.time())
         self.automations.on_event(kind, data)
 
     # -- what handlers tell us (HandlerListener)
@@ -394,6 +407,47 @@ class StateAggregator:
         elif failing := [f"{n}: {s['status']}" for n, s in services.items() if s["status"] != "ok"]:
             body["reasons"] = failing
         return code, body
+
+    def overview(self) -> dict[str, Any]:
+        """Everything the status page shows besides the devices, in one answer: ``/health``'s
+        body (services, automations, the broker link and outbox) plus each board as the serial
+        handler reports it (``GET /boards``) and each endpoint as the HTTP poller does
+        (``GET /endpoints``); a handler that cannot be asked gives ``<key>_error`` instead."""
+        fetches = {key: self._pool.submit(self.clients[service].get, f"/{key}")
+                   for key, service in OVERVIEW_LISTS.items()
+                   if service in self.clients and self.registry.owned_by(service)}
+        code, body = self.health()
+        for key, future in fetches.items():
+            try:
+                body[key] = future.result().get(key, [])
+            except HandlerUnavailable as exc:
+                body[f"{key}_error"] = f"{exc.service}: {exc.reason}"
+            except HandlerReplyError as exc:
+                body[f"{key}_error"] = f"{exc.service} answered HTTP {exc.status} {exc.body.get('error', '')}".strip()
+        token = self.settings.api_token
+        body["api_token"] = {"where": None if token is None else token.where}
+        body["history"] = self.history.stats()
+        body["http_status"] = code
+        return body
+
+    def history_of(self, device_id: str, since: float | None, most: int | None = None) -> dict[str, Any]:
+        """One device's recent readings (UnknownDevice for an id not configured)."""
+        self.registry.spec(device_id)
+        points = self.history.points(device_id, since)
+        return {"device_id": device_id, **self.history.describe(device_id),
+                "resolution_s": self.history.resolution_s,
+                "points": thin(points, most) if most else points}
+
+    def histories(self, since: float | None, most: int | None = None) -> dict[str, Any]:
+        """Every device with a reading: ``{device_id: {"property", "unit", "points"}}``."""
+        devices = {}
+        for spec in self.registry.specs():
+            about = self.history.describe(spec.device_id)
+            if about["property"] is None:
+                continue
+            points = self.history.points(spec.device_id, since)
+            devices[spec.device_id] = {**about, "points": thin(points, most) if most else points}
+        return {"resolution_s": self.history.resolution_s, "devices": devices}
 
     def errors(self) -> list[dict[str, Any]]:
         """The aggregator's own errors and every reachable handler's, each tagged with its

@@ -1,24 +1,27 @@
 """Routes of the state aggregator (:5003): HTTP in, StateAggregator calls, JSON out."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Flask, Response, request
 
 from shared.bridge_report import broker_link
-from shared.commands import CommandError, decode_payload
+from shared.commands import decode_payload
 from shared.config import DEVICE_TYPES, Settings
+from shared.errors import InvalidRequest
+from shared.metrics import Metrics
 from shared.web import (
-    ApiError,
-    Metrics,
     install_api_token,
     install_error_handlers,
     install_instance_header,
+    install_metrics,
     json_response,
 )
 
 from .aggregator import SERVICE, StateAggregator
-from .registry import UnknownDevice, UnknownGroup
+from .history import parse_since
+from .page import install_page
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -31,11 +34,31 @@ def _flag(name: str) -> bool | None:
         return True
     if raw.lower() in _FALSE:
         return False
-    raise ApiError("INVALID_VALUE", f"?{name}= takes true or false, not {raw!r}", 400)
+    raise InvalidRequest("INVALID_VALUE", f"?{name}= takes true or false, not {raw!r}")
 
 
 def _connected_gauge(connected: bool | None) -> float:
     return float("nan") if connected is None else float(connected)
+
+
+def _since() -> float | None:
+    raw = request.args.get("since")
+    if raw is None or raw == "":
+        return None
+    try:
+        return parse_since(raw, time.time())
+    except ValueError as exc:
+        raise InvalidRequest("INVALID_VALUE", str(exc), field="since") from None
+
+
+def _points() -> int | None:
+    raw = request.args.get("points")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+        raise InvalidRequest("INVALID_VALUE", f"?points= takes a whole number 1..10000, not {raw[:20]!r}",
+                             field="points")
+    return int(raw)
 
 
 def _body() -> Any:
@@ -52,8 +75,9 @@ def create_app(settings: Settings, aggregator: StateAggregator | None = None) ->
     install_error_handlers(app, aggregator.error_log)
     install_instance_header(app, settings.instance_id)
     install_api_token(app, settings.api_token)
+    install_page(app)
     metrics = Metrics(SERVICE)
-    metrics.install(app)
+    install_metrics(app, metrics)
     metrics.gauge_function("devices_online", "Devices online", lambda: aggregator.registry.counts()["online"])
     metrics.gauge_function("event_clients", "Connected /events clients",
                            lambda: aggregator.publisher.stats()["clients"])
@@ -61,20 +85,6 @@ def create_app(settings: Settings, aggregator: StateAggregator | None = None) ->
     metrics.gauge_function("cache_refreshes", "Cache refreshes", lambda: aggregator.cache.stats()["refreshes"])
     metrics.gauge_function("mqtt_broker_connected", "The bridge's broker link: 1 up, 0 down, NaN no current report",
                            lambda: _connected_gauge(broker_link(settings.run_dir)["connected"]))
-
-    @app.errorhandler(UnknownDevice)
-    def _unknown_device(exc: UnknownDevice) -> Response:
-        return json_response({"error": "UNKNOWN_DEVICE", "message": f"No device {exc.device_id!r} in this "
-                              "instance.", "known": exc.known}, 404)
-
-    @app.errorhandler(UnknownGroup)
-    def _unknown_group(exc: UnknownGroup) -> Response:
-        return json_response({"error": "UNKNOWN_GROUP", "message": f"No group {exc.group_id!r} in this "
-                              "instance.", "known": exc.known}, 404)
-
-    @app.errorhandler(CommandError)
-    def _command_error(exc: CommandError) -> Response:
-        return json_response(exc.to_dict(), exc.status)
 
     @app.get("/health")
     def health() -> Response:
@@ -85,8 +95,8 @@ def create_app(settings: Settings, aggregator: StateAggregator | None = None) ->
     def devices() -> Response:
         device_type = request.args.get("type") or None
         if device_type is not None and device_type not in DEVICE_TYPES:
-            raise ApiError("INVALID_VALUE", f"?type={device_type} is not a device type",
-                           400, known=list(DEVICE_TYPES))
+            raise InvalidRequest("INVALID_VALUE", f"?type={device_type} is not a device type",
+                                 known=list(DEVICE_TYPES))
         include = request.args.get("include", "")
         views = aggregator.device_views(include_state="state" in include.split(","),
                                         type=device_type, online=_flag("online"), encoded=True)
@@ -104,6 +114,18 @@ def create_app(settings: Settings, aggregator: StateAggregator | None = None) ->
     def device_command(device_id: str) -> Response:
         status, body = aggregator.command(device_id, _body())
         return json_response(body, status)
+
+    @app.get("/device/<device_id>/history")
+    def device_history(device_id: str) -> Response:
+        return json_response(aggregator.history_of(device_id, _since(), _points()))
+
+    @app.get("/history")
+    def history() -> Response:
+        return json_response(aggregator.histories(_since(), _points()))
+
+    @app.get("/overview")
+    def overview() -> Response:
+        return json_response(aggregator.overview())
 
     @app.get("/groups")
     def groups() -> Response:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from shared.device_table import same_state
+
 
 class Freshness(StrEnum):
     HIT = "hit"          # fresh entry, answered from memory
@@ -48,7 +50,8 @@ class TtlCache:
                           "refresh_failures": 0, "writes": 0, "clears": 0}
 
     def put(self, key: str, state: Mapping[str, Any], merge: bool = False) -> tuple[dict[str, Any], bool]:
-        """Store ``state``; returns the full state now held and whether it changed."""
+        """Store ``state``; returns the full state now held and whether it changed (by the
+        handlers' own change rule, shared/device_table.py)."""
         with self._lock:
             old = self._entries.get(key)
             if merge and old is not None:
@@ -57,7 +60,7 @@ class TtlCache:
                 new_state = dict(state)
             self._entries[key] = CacheEntry(new_state, self._clock())
             self._counters["writes"] += 1
-        return dict(new_state), old is None or dict(old.state) != new_state
+        return dict(new_state), old is None or not same_state(old.state, new_state)
 
     def peek(self, key: str) -> CacheEntry | None:
         """The entry as it is, fresh or not; not counted (listings, debugging)."""

@@ -237,6 +237,11 @@ class HandlerClient:
         status = "ok" if response.status_code == 200 else "degraded"
         return {"status": status, "http_status": response.status_code, "detail": body}
 
+    def get(self, path: str) -> dict[str, Any]:
+        """GET an endpoint of this handler's own (``/boards``, ``/endpoints``): its JSON answer,
+        or HandlerUnavailable / HandlerReplyError."""
+        return self._json(self._request("GET", path))
+
     def errors(self) -> list[dict[str, Any]]:
         return list(self._json(self._request("GET", "/errors")).get("errors", []))
 

@@ -12,21 +12,24 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.config import DeviceSpec, GroupSpec, Settings
+from shared.errors import NotFound
 
 DISABLED = "disabled in the instance config"
 SERVICE_NOT_RUNNING = "service not running"
 
 
-class UnknownDevice(KeyError):
+class UnknownDevice(NotFound, KeyError):
+    """A device the config does not name; still a KeyError for callers that ask "is it there?"."""
+
     def __init__(self, device_id: str, known: list[str]) -> None:
-        super().__init__(device_id)
+        super().__init__("UNKNOWN_DEVICE", f"No device {device_id!r} in this instance.", known=known)
         self.device_id = device_id
         self.known = known
 
 
-class UnknownGroup(KeyError):
+class UnknownGroup(NotFound, KeyError):
     def __init__(self, group_id: str, known: list[str]) -> None:
-        super().__init__(group_id)
+        super().__init__("UNKNOWN_GROUP", f"No group {group_id!r} in this instance.", known=known)
         self.group_id = group_id
         self.known = known
 

@@ -6,7 +6,11 @@
   https://www.home-assistant.io/integrations/cover.mqtt/
   https://www.home-assistant.io/integrations/light.mqtt/#json-schema
   https://www.home-assistant.io/integrations/switch.mqtt/
+  https://www.home-assistant.io/integrations/select.mqtt/
+  https://developers.home-assistant.io/docs/core/entity/#entity-naming (names)
 
+The rules are data (the tables below): required and allowed keys per component, allowed values,
+and keys Home Assistant deprecated or removed (``DEPRECATED``: publishing them is a mistake).
 ``problems(topic, payload)`` returns every violation as a sentence; empty means valid.
 """
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 TOPIC = re.compile(r"^(?P<prefix>[^/#+]+)/(?P<component>[a-z_]+)/(?:(?P<node>[a-zA-Z0-9_-]+)/)?"
                    r"(?P<object>[a-zA-Z0-9_-]+)/config$")
 COMMON = {"availability", "availability_mode", "availability_template", "availability_topic", "payload_available",
-          "payload_not_available", "device", "origin", "unique_id", "object_id", "default_entity_id", "name", "icon",
+          "payload_not_available", "device", "origin", "unique_id", "default_entity_id", "name", "icon",
           "qos", "enabled_by_default", "entity_category", "encoding", "json_attributes_topic",
           "json_attributes_template", "entity_picture"}
 COMPONENTS: dict[str, tuple[set[str], set[str]]] = {
@@ -41,6 +45,26 @@ COMPONENTS: dict[str, tuple[set[str], set[str]]] = {
     "select": ({"command_topic", "options"}, {"state_topic", "value_template", "command_template", "optimistic",
                                               "retain"}),
 }
+DEPRECATED: dict[str, dict[str, str]] = {
+    # component ("*": every one): {key: why it must not be published}
+    "*": {"object_id": "deprecated in HA 2025.10 for default_entity_id (\"<component>.<object id>\"), "
+                       "ignored from 2026.4"},
+    "light": {key: "removed from the JSON light in HA 2025.3 (use supported_color_modes)"
+              for key in ("color_mode", "color_temp", "hs", "rgb", "xy", "white_value")},
+    "sensor": {"last_reset_topic": "removed in HA 2021.11 (use last_reset_value_template)"},
+}
+ALLOWED_VALUES: dict[str, dict[str, set]] = {
+    # component: {key: the values HA accepts}
+    "*": {"availability_mode": {"all", "any", "latest"}, "qos": {0, 1, 2},
+          "entity_category": {"config", "diagnostic"}},
+    "sensor": {"state_class": {"measurement", "total", "total_increasing", "measurement_angle"}},
+    "cover": {"device_class": {"awning", "blind", "curtain", "damper", "door", "garage", "gate", "shade", "shutter",
+                               "window"}},
+    "binary_sensor": {"device_class": {"motion", "occupancy", "door", "window", "opening", "presence", "problem",
+                                       "connectivity"}},
+    "light": {"schema": {"json"}},
+    "switch": {"device_class": {"outlet", "switch"}},
+}
 DEVICE_KEYS = {"identifiers", "connections", "name", "manufacturer", "model", "model_id", "sw_version",
                "hw_version", "serial_number", "suggested_area", "via_device", "configuration_url"}
 ORIGIN_KEYS = {"name", "sw_version", "support_url"}
@@ -49,10 +73,7 @@ SENSOR_UNITS = {"temperature": {"°C", "°F", "K"}, "humidity": {"%"}, "battery"
                 "voltage": {"V", "mV", "µV", "kV", "MV"}, "pressure": {"Pa", "kPa", "hPa", "bar", "cbar", "mbar",
                                                                       "mmHg", "inHg", "psi"},
                 "atmospheric_pressure": {"cbar", "bar", "hPa", "mmHg", "inHg", "kPa", "mbar", "Pa", "psi"},
-                "illuminance": {"lx"}, "sound_pressure": {"dB", "dBA"}}
-STATE_CLASSES = {"measurement", "total", "total_increasing", "measurement_angle"}
-BINARY_CLASSES = {"motion", "occupancy", "door", "window", "opening", "presence", "problem", "connectivity"}
-COVER_CLASSES = {"awning", "blind", "curtain", "damper", "door", "garage", "gate", "shade", "shutter", "window"}
+                "illuminance": {"lx"}, "sound_pressure": {"dB", "dBA"}, "carbon_dioxide": {"ppm"}}
 COLOR_MODES = {"onoff", "brightness", "color_temp", "hs", "xy", "rgb", "rgbw", "rgbww", "white"}
 
 
@@ -71,8 +92,21 @@ def problems(topic: str, payload: dict[str, Any]) -> list[str]:
     required, optional = COMPONENTS[component]
     for key in sorted(required - payload.keys()):
         out.append(f"{component}: {key} is required")
-    for key in sorted(payload.keys() - required - optional - COMMON):
+    deprecated = {**DEPRECATED["*"], **DEPRECATED.get(component, {})}
+    for key in sorted(payload.keys() & deprecated.keys()):
+        out.append(f"{component}: deprecated key {key!r}: {deprecated[key]}")
+    for key in sorted(payload.keys() - required - optional - COMMON - deprecated.keys()):
         out.append(f"{component}: unknown key {key!r}")
+    for key, allowed in {**ALLOWED_VALUES["*"], **ALLOWED_VALUES.get(component, {})}.items():
+        if key in payload and payload[key] not in allowed:
+            out.append(f"{component}: {key} {payload[key]!r} is not one of {sorted(allowed, key=str)}")
+    entity_id = payload.get("default_entity_id")
+    if entity_id is not None and not (isinstance(entity_id, str)
+                                      and re.fullmatch(rf"{component}\.[a-z0-9_]+", entity_id)):
+        out.append(f"default_entity_id {entity_id!r} is not \"{component}.<lowercase object id>\"")
+    name = payload.get("name")
+    if name is not None and not (isinstance(name, str) and name):
+        out.append("name must be a non-empty string, or null for the device's main feature")
     for key, value in payload.items():
         if key.endswith("_topic") and not _topic_ok(value):
             out.append(f"{key}: {value!r} is not a valid topic")
@@ -87,6 +121,10 @@ def problems(topic: str, payload: dict[str, Any]) -> list[str]:
         if "identifiers" in device and not isinstance(device["identifiers"], (list, str)):
             out.append("device.identifiers must be a list or a string")
         out += [f"device: unknown key {k!r}" for k in sorted(device.keys() - DEVICE_KEYS)]
+        device_name = device.get("name")
+        if isinstance(name, str) and isinstance(device_name, str) and device_name \
+                and name.lower().startswith(device_name.lower()):
+            out.append(f"name {name!r} repeats the device name {device_name!r} (HA shows both)")
     origin = payload.get("origin")
     if origin is not None:
         if not isinstance(origin, dict) or not origin.get("name"):
@@ -104,10 +142,6 @@ def problems(topic: str, payload: dict[str, Any]) -> list[str]:
                     out.append(f"availability entry {entry!r} needs a topic")
                 else:
                     out += [f"availability: unknown key {k!r}" for k in sorted(entry.keys() - AVAILABILITY_KEYS)]
-    if payload.get("availability_mode", "latest") not in ("all", "any", "latest"):
-        out.append("availability_mode must be all, any or latest")
-    if payload.get("qos", 0) not in (0, 1, 2):
-        out.append("qos must be 0, 1 or 2")
     if component == "sensor":
         device_class, unit = payload.get("device_class"), payload.get("unit_of_measurement")
         if device_class is not None:
@@ -116,21 +150,13 @@ def problems(topic: str, payload: dict[str, Any]) -> list[str]:
                 out.append(f"sensor device_class {device_class!r} unknown to this checker")
             elif unit not in allowed:
                 out.append(f"sensor unit {unit!r} does not fit device_class {device_class!r} ({sorted(allowed)})")
-        if "state_class" in payload and payload["state_class"] not in STATE_CLASSES:
-            out.append(f"state_class {payload['state_class']!r} is not one of {sorted(STATE_CLASSES)}")
-    if component == "binary_sensor" and payload.get("device_class") not in (None, *BINARY_CLASSES):
-        out.append(f"binary_sensor device_class {payload.get('device_class')!r} unknown")
     if component == "cover":
-        if payload.get("device_class") not in (None, *COVER_CLASSES):
-            out.append(f"cover device_class {payload.get('device_class')!r} unknown")
         for key in ("position_open", "position_closed"):
             if key in payload and not isinstance(payload[key], int):
                 out.append(f"{key} must be an integer")
         if "set_position_topic" in payload and "position_topic" not in payload:
             out.append("set_position_topic without position_topic leaves the position unknown")
     if component == "light":
-        if payload.get("schema") != "json":
-            out.append("light: only the json schema is checked")
         modes = payload.get("supported_color_modes", [])
         if not isinstance(modes, list) or not set(modes) <= COLOR_MODES:
             out.append(f"supported_color_modes {modes!r} not a list of {sorted(COLOR_MODES)}")

@@ -1,5 +1,5 @@
-"""Every topic of the contract table (docs/mqtt.md, "Topics") against a real Mosquitto, an in-process
-bridge and a real HTTP aggregator on loopback."""
+"""Every topic of the contract table (docs/mqtt.md, "Topics") against each real broker (Mosquitto and
+nats-server's MQTT gateway), an in-process bridge and a real HTTP aggregator on loopback."""
 from __future__ import annotations
 
 import json
@@ -17,6 +17,12 @@ STATUS = f"{BASE}/status"
 
 def dev(device_id: str, rest: str) -> str:
     return f"{BASE}/devices/{device_id}/{rest}"
+
+
+@pytest.fixture
+def broker(any_broker):
+    """Every test here runs once per broker (tests/conftest.py, ``any_broker``)."""
+    return any_broker
 
 
 @pytest.fixture
@@ -171,7 +177,7 @@ def test_meta_requests(running, watcher):
 
 
 BAD_INPUTS = [
-    # (topic suffix, payload, expected error code, answered on cmd/response?)
+    # (topic suffix, payload, expected error code, answered on the target's cmd/response?)
     ("devices/living_window/cmd", b"not json", "INVALID_JSON", False),
     ("devices/living_window/cmd", b"", "INVALID_PAYLOAD", False),
     ("devices/living_window/cmd", b"[1, 2]", "INVALID_PAYLOAD", False),
@@ -182,7 +188,9 @@ BAD_INPUTS = [
     ("devices/living_window/cmd", json.dumps({"id": "b4", "pad": "x" * 70_000}).encode(), "PAYLOAD_TOO_LARGE", False),
     ("devices/living_window/cmd/extra", json.dumps({"id": "b5", "values": {"position": 1}}).encode(),
      "INVALID_TOPIC", True),
-    ("devices/no_such_device/cmd", json.dumps({"id": "b6", "values": {"x": 1}}).encode(), "UNKNOWN_DEVICE", False),
+    ("devices/no_such_device/cmd", json.dumps({"id": "b6", "values": {"x": 1}}).encode(), "UNKNOWN_DEVICE", True),
+    ("devices/no_such_device/cmd", json.dumps({"values": {"x": 1}}).encode(), "UNKNOWN_DEVICE", False),
+    ("groups/no_such_group/cmd", json.dumps({"id": "b7", "values": {"x": 1}}).encode(), "UNKNOWN_GROUP", True),
     ("groups/no_such_group/cmd", json.dumps({"values": {"x": 1}}).encode(), "UNKNOWN_GROUP", False),
     ("devices/living_window/get", b"{\"properties\": \"position\"}", "INVALID_PAYLOAD", False),
     ("meta/request/everything", b"{}", "UNKNOWN_REQUEST", False),
@@ -194,8 +202,11 @@ def test_bad_input_is_answered_never_dropped(running, aggregator, watcher, caplo
         watcher.publish(f"{BASE}/{suffix}", payload)
         if on_response:
             cmd_id = json.loads(payload)["id"]
-            doc = watcher.wait_json(dev("living_window", "cmd/response"), lambda d, i=cmd_id: d["cmd_id"] == i)
+            kind, target = suffix.split("/")[:2]  # answered on the response topic of the target it named
+            response_topic = f"{BASE}/{kind}/{target}/cmd/response"
+            doc = watcher.wait_json(response_topic, lambda d, i=cmd_id: d["cmd_id"] == i)
             assert doc["status"] == "error" and doc["error"] == code, (suffix, doc)
+            assert not any(r for t, _, r in watcher.messages if t == response_topic), "never retained"
         else:
             topics = [dev("living_window", "error"), f"{BASE}/error"]
             wait_for(lambda c=code, ts=topics: any(d["error_code"] == c for t in ts for d in watcher.json_on(t)),
@@ -247,3 +258,50 @@ def test_status_goes_offline_when_the_aggregator_goes_away(running, aggregator, 
     aggregator.stop()
     watcher.wait(STATUS, lambda p: p == b"offline", timeout=30)
     assert running.ctx.link.connected  # MQTT is fine; the connector cannot serve
+
+
+def test_a_command_published_twice_is_carried_out_once_and_answered_once(running, aggregator, watcher):
+    """A controller that missed a PUBACK publishes again: a copy of a command in flight, or just
+    answered, runs no second time and gets no second answer (bridge/recent_commands.py)."""
+    aggregator.command_delay = 0.5  # the first is still in flight when its copy arrives
+    command = {"id": "twice", "values": {"position": 30}}
+    watcher.publish(dev("living_window", "cmd"), command)
+    watcher.publish(dev("living_window", "cmd"), command)
+    wait_for(lambda: running.commands.recent.duplicates == 1, timeout=10, message="the copy in flight to be seen")
+    watcher.wait_json(dev("living_window", "cmd/response"), lambda d: d["cmd_id"] == "twice")
+    aggregator.command_delay = 0
+    watcher.publish(dev("living_window", "cmd"), command)  # a copy of one just answered
+    wait_for(lambda: running.commands.recent.duplicates == 2, timeout=10, message="the answered copy to be seen")
+    watcher.publish(dev("living_window", "cmd"), {"id": "after", "values": {"position": 31}})
+    watcher.wait_json(dev("living_window", "cmd/response"), lambda d: d["cmd_id"] == "after")
+    answers = [d for d in watcher.json_on(dev("living_window", "cmd/response")) if d["cmd_id"] == "twice"]
+    assert [a["status"] for a in answers] == ["success"]
+    assert sum(c.get("id") == "twice" for c in aggregator.commands) == 1
+
+
+def test_a_command_on_overlapping_subscriptions_is_carried_out_once(aggregator, watcher, start_bridge, monkeypatch):
+    """Were the bridge's filters to overlap, a broker may deliver one copy per filter (nats-server
+    does): a command with an id still runs once and is answered once."""
+    from shared.topics import Topics
+
+    plain = Topics.subscriptions
+    monkeypatch.setattr(Topics, "subscriptions",
+                        lambda self, ha=False: [*plain(self, ha), f"{self.root}/devices/+/cmd"])
+    bridge = start_bridge()
+    watcher.wait(STATUS, lambda p: p == b"online")
+    watcher.publish(dev("living_window", "cmd"), {"id": "overlap", "values": {"position": 60}})
+    watcher.wait_json(dev("living_window", "cmd/response"), lambda d: d["cmd_id"] == "overlap")
+    watcher.publish(dev("living_window", "cmd"), {"id": "marker", "values": {"position": 61}})
+    watcher.wait_json(dev("living_window", "cmd/response"), lambda d: d["cmd_id"] == "marker")
+    wait_for(lambda: bridge.ctx.bus.idle(), timeout=10)
+    answers = [d for d in watcher.json_on(dev("living_window", "cmd/response")) if d["cmd_id"] == "overlap"]
+    assert [a["status"] for a in answers] == ["success"]
+    assert sum(c.get("id") == "overlap" for c in aggregator.commands) == 1
+
+
+def test_a_command_without_id_is_carried_out_once(running, aggregator, watcher):
+    watcher.publish(dev("living_led", "cmd"), {"values": {"brightness": 17}})
+    watcher.publish(dev("living_window", "cmd"), {"id": "marker", "values": {"position": 62}})
+    watcher.wait_json(dev("living_window", "cmd/response"), lambda d: d["cmd_id"] == "marker")
+    wait_for(lambda: running.ctx.bus.idle(), timeout=10)
+    assert sum(c["target"] == "living_led" for c in aggregator.commands) == 1

@@ -1,5 +1,6 @@
 """Home Assistant discovery: payloads checked against the documented keys, stable ids, one
-HA device per board/endpoint, re-announce on HA's birth message, HA commands routed."""
+HA device per board/endpoint, re-announce on HA's birth message, HA commands routed; the
+tests with a broker on Mosquitto and on nats-server."""
 from __future__ import annotations
 
 import copy
@@ -8,8 +9,9 @@ import json
 import pytest
 
 from bridge.discovery import DiscoveryBuilder
-from bridge.ha_payloads import HaCommandError, ha_light_state, translate_ha_command
+from bridge.ha_payloads import HaCommandError, ha_cover_state, ha_light_state, translate_ha_command
 from shared.topics import Topics
+from testkit.example import example_document
 from testkit.helpers import wait_for
 from testkit.mqtt_watch import Watcher
 from tests.bridge.conftest import BASE
@@ -18,13 +20,26 @@ from tests.bridge.ha_discovery_check import problems
 STATUS = f"{BASE}/status"
 
 
+@pytest.fixture
+def broker(any_broker):
+    """The tests with a broker run once per real broker (tests/conftest.py, ``any_broker``):
+    retained discovery and its deletion by an empty payload are broker behaviour."""
+    return any_broker
+
+
+@pytest.fixture
+def instance_settings(make_settings):
+    """The example instance's settings, for the payload builder alone (no broker needed)."""
+    return lambda overrides=None: make_settings(overrides)
+
+
 def build(settings) -> dict[str, dict]:
     m = settings.mqtt
     return DiscoveryBuilder(settings, Topics(m.base_topic, settings.instance_id, m.ha_prefix)).configs()
 
 
-def test_every_payload_validates_against_the_documented_keys(bridge_settings):
-    configs = build(bridge_settings())
+def test_every_payload_validates_against_the_documented_keys(instance_settings):
+    configs = build(instance_settings())
     assert configs
     for topic, payload in configs.items():
         assert problems(topic, payload) == [], topic
@@ -41,8 +56,35 @@ def test_every_payload_validates_against_the_documented_keys(bridge_settings):
         assert payload["origin"]["name"] == "sensor-hub"
 
 
-def test_unique_ids_are_stable_and_one_device_per_board_or_endpoint(bridge_settings):
-    first, second = build(bridge_settings()), build(bridge_settings())
+def test_sensor_entities_come_from_the_registry_and_sound_is_dbfs(instance_settings):
+    from shared.devices import device_type
+
+    configs = build(instance_settings())
+    sensors = [p for t, p in configs.items() if "/sensor/" in t]
+    assert sensors
+    for payload in sensors:
+        assert payload["state_class"] == "measurement" and payload["unit_of_measurement"]
+    sound = [p for p in sensors if p["state_topic"].endswith("/state/sound_level")]
+    assert sound, "the test instance has a sound level device"
+    for payload in sound:  # dBFS is no sound pressure: announced without a device class
+        assert "device_class" not in payload and payload["unit_of_measurement"] == "dBFS"
+    temperature = next(p for p in sensors if p["state_topic"].endswith("/state/temperature"))
+    assert temperature["device_class"] == device_type("temperature").main.ha.device_class
+
+
+def test_a_co2_device_is_announced_as_carbon_dioxide_in_ppm(instance_settings):
+    devices = example_document()["devices"] + [
+        {"device_id": "living_co2", "name": "Living room CO2", "type": "co2", "source": {"board": "living_room_esp32"}}]
+    configs = build(instance_settings(overrides={"devices": devices}))
+    [(topic, payload)] = [(t, p) for t, p in configs.items() if "living_co2" in t]
+    assert problems(topic, payload) == [] and topic.split("/")[1] == "sensor"
+    assert (payload["device_class"], payload["unit_of_measurement"], payload["state_class"]) == \
+        ("carbon_dioxide", "ppm", "measurement")
+    assert payload["state_topic"].endswith("/devices/living_co2/state/co2")
+
+
+def test_unique_ids_are_stable_and_one_device_per_board_or_endpoint(instance_settings):
+    first, second = build(instance_settings()), build(instance_settings())
     assert [p["unique_id"] for p in first.values()] == [p["unique_id"] for p in second.values()]
     ids = [p["unique_id"] for p in first.values()]
     assert len(ids) == len(set(ids))
@@ -60,12 +102,65 @@ def test_unique_ids_are_stable_and_one_device_per_board_or_endpoint(bridge_setti
     (lambda p: p.update(state_topic="a/+/b"), "not a valid topic"),
     (lambda p: p.update(avty_mode="all"), "unknown key"),
     (lambda p: p["origin"].pop("name"), "origin.name"),
+    (lambda p: p.update(object_id=p["unique_id"]), "deprecated key 'object_id'"),
+    (lambda p: p.update(default_entity_id=p["unique_id"]), "default_entity_id"),
+    (lambda p: p.update(name="Living room ESP32 humidity"), "repeats the device name"),
+    (lambda p: p.update(state_class="sometimes"), "state_class 'sometimes' is not one of"),
+    (lambda p: p.update(availability_mode="most"), "availability_mode"),
 ])
-def test_the_checker_catches_mistakes(bridge_settings, mutate, expected):
-    topic, payload = next((t, p) for t, p in build(bridge_settings()).items() if "humidity" in t)
+def test_the_checker_catches_mistakes(instance_settings, mutate, expected):
+    topic, payload = next((t, p) for t, p in build(instance_settings()).items() if "humidity" in t)
     broken = copy.deepcopy(payload)
     mutate(broken)
     assert any(expected in problem for problem in problems(topic, broken))
+
+
+def test_names_ids_and_devices_follow_current_ha_rules(instance_settings):
+    """Entity names without the device's name (or null for a device's only entity),
+    default_entity_id instead of the deprecated object_id, and the sound level as what it is."""
+    configs = build(instance_settings())
+    by_uid = {p["unique_id"]: p for p in configs.values()}
+    assert not any("object_id" in p for p in configs.values())
+    temperature = by_uid["sensor_hub_01_living_temperature"]
+    assert temperature["name"] == "Temperature" and temperature["device"]["name"] == "Living room ESP32"
+    assert temperature["default_entity_id"] == "sensor.sensor_hub_01_living_temperature"  # the id it always had
+    assert by_uid["sensor_hub_01_living_battery_voltage"]["name"] == "Board battery voltage"
+    assert by_uid["sensor_hub_01_living_led"]["name"] == "Status LED"
+    # the balcony station and the kitchen sensor measure one thing each: their main feature
+    assert by_uid["sensor_hub_01_balcony_temperature"]["name"] is None
+    sound = by_uid["sensor_hub_01_living_sound"]
+    assert "device_class" not in sound and sound["unit_of_measurement"] == "dBFS"
+
+
+def test_the_automation_switch_belongs_to_the_window_it_moves(instance_settings):
+    settings = instance_settings(overrides={"devices": [
+        *example_document()["devices"],
+        {"device_id": "living_window_auto_switch", "name": "Living room fresh air", "type": "switch",
+         "source": {"automation": "living_window_auto"}}]})
+    configs = build(settings)
+    switch = next(p for t, p in configs.items() if t.startswith("homeassistant/switch/"))
+    window = next(p for t, p in configs.items() if t.startswith("homeassistant/cover/"))
+    assert switch["device"] == window["device"]
+    assert switch["device"]["suggested_area"] == "Living room" and switch["name"] == "Fresh air"
+    assert problems(next(t for t in configs if "/switch/" in t), switch) == []
+
+
+def test_cover_announces_a_state_topic_fed_from_moving_and_target(instance_settings):
+    cover = next(p for t, p in build(instance_settings()).items() if "/cover/" in t)
+    assert cover["state_topic"] == f"{BASE}/ha/living_window/state"
+    assert ha_cover_state({"position": 6, "target": 80, "moving": True}) == "opening"
+    assert ha_cover_state({"position": 60, "target": 0, "moving": True}) == "closing"
+    assert ha_cover_state({"position": 40, "target": 80, "moving": False}) == "stopped"
+    assert ha_cover_state({"position": 0, "target": 0, "moving": False}) == "closed"
+    assert ha_cover_state({"position": 80, "target": 80, "moving": False}) == "open"
+    assert ha_cover_state({"position": 100}) == "open"
+    assert ha_cover_state({"moving": True}) is None  # nothing known: HA keeps what it had
+
+
+def test_a_never_commanded_led_is_unknown_to_ha_not_off():
+    assert ha_light_state({}) == {"state": None}
+    assert ha_light_state({"color": "#ff0000"})["state"] is None
+    assert ha_light_state({"state": "off"}) == {"state": "OFF"}
 
 
 def test_ha_command_translation():
@@ -109,6 +204,15 @@ def test_cover_command_from_the_ha_topic_moves_the_window(aggregator, watcher, s
     watcher.publish(f"{BASE}/ha/living_window/set", "WIGGLE")
     doc = watcher.wait_json(f"{BASE}/devices/living_window/error")
     assert doc["error_code"] == "INVALID_PAYLOAD"
+
+
+def test_cover_state_in_ha_shape(aggregator, watcher, start_bridge):
+    start_bridge()
+    watcher.wait(STATUS, lambda p: p == b"online")
+    aggregator.set_state("living_window", position=21, target=80, moving=True)
+    watcher.wait(f"{BASE}/ha/living_window/state", lambda p: p == b"opening")
+    aggregator.set_state("living_window", position=80, target=80, moving=False)
+    watcher.wait(f"{BASE}/ha/living_window/state", lambda p: p == b"open")
 
 
 def test_led_state_in_ha_shape(aggregator, watcher, start_bridge):

@@ -116,3 +116,54 @@ def test_now_iso_carries_the_local_offset():
     zone = LocalZone(refresh_s=0)  # re-read on every call
     assert zone.now().utcoffset() == datetime.now().astimezone().utcoffset()
     assert iso_at(0.0, 'seconds') == datetime.fromtimestamp(0.0).astimezone().isoformat(timespec='seconds')
+
+
+@pytest.mark.parametrize("suffix", ["devices/d/cmd", "devices/d/cmd/extra", "devices/d/get", "devices/d/get/a/b",
+                                    "groups/g/cmd", "groups/g/cmd/x", "meta/request/info", "ha/d/set",
+                                    "ha/d/position/extra", "ha/d/state"])
+def test_every_incoming_topic_matches_exactly_one_subscription(suffix):
+    """A broker may deliver one copy per matching filter (MQTT 3.1.1 §3.3.5; nats-server does):
+    overlapping filters would carry out a command twice."""
+    from paho.mqtt.client import topic_matches_sub
+
+    subs = T.subscriptions(ha=True)
+    topic = f"{T.root}/{suffix}"
+    assert sum(topic_matches_sub(s, topic) for s in subs) == 1, (topic, subs)
+    assert sum(topic_matches_sub(s, T.ha_status) for s in subs) == 1
+
+
+def test_recent_commands_ignore_copies_in_flight_and_within_the_window():
+    from bridge.recent_commands import RecentCommands
+
+    now = [0.0]
+    recent = RecentCommands(window_s=60, max_ids=3, clock=lambda: now[0])
+    assert recent.seen("a") is None and recent.claim("a") is True
+    assert recent.seen("a") == "in flight" and recent.claim("a") is False
+    now[0] = 100.0  # in flight for long: still remembered
+    recent.answered("a")
+    now[0] = 159.0
+    assert recent.seen("a") == "answered"
+    now[0] = 161.0  # the window has passed: the same id is a new command
+    assert recent.seen("a") is None and recent.claim("a") is True
+    assert recent.duplicates == 3
+
+
+def test_recent_commands_forget_the_oldest_answered_ids_first_never_those_in_flight():
+    from bridge.recent_commands import RecentCommands
+
+    recent = RecentCommands(max_ids=2, clock=lambda: 0.0)
+    recent.claim("running")
+    recent.claim("done")
+    recent.answered("done")
+    recent.claim("new")  # over the bound: "done" goes, "running" stays
+    assert recent.seen("done") is None and recent.seen("running") == "in flight" and len(recent) == 2
+
+
+def test_answers_to_unknown_targets_have_a_budget():
+    from bridge.commands import AnswerBudget
+
+    now = [0.0]
+    budget = AnswerBudget(rate=5, burst=20, clock=lambda: now[0])
+    assert sum(budget.take() for _ in range(30)) == 20 and budget.refused == 10
+    now[0] = 1.0  # a second later: five more
+    assert sum(budget.take() for _ in range(30)) == 5

@@ -56,6 +56,22 @@ def test_every_line_takes_the_next_seq_across_types(board, wire):
     assert [m["type"] for m in wire.lines] == ["hello", "status", "ack", "sensor", "ack", "error"]
 
 
+def test_hello_and_status_report_the_leds_real_state(board, wire):
+    """The host knows the LED's on/off before it ever commands it: hello and status carry it."""
+    board.hello()
+    assert wire.of("hello")[-1]["led"]["state"] == "off"
+    board.status(0)
+    assert wire.of("status")[-1]["led"] == {"state": "off", "color": "#ffffff", "brightness": 255, "blink": 0}
+    send(board, {"type": "led", "state": "on", "color": "#00ff00"})
+    board.status(1)
+    assert wire.of("status")[-1]["led"]["state"] == "on" and wire.of("status")[-1]["led"]["color"] == "#00ff00"
+
+
+def test_a_board_without_led_reports_none(room, wire):
+    Board(SimHal(room, wire), "b-2", caps=("temperature",)).status(0)
+    assert "led" not in wire.of("status")[-1]
+
+
 def test_command_without_id_is_not_acked_but_a_refusal_is_reported(board, wire):
     send(board, {"type": "led", "state": "on"})
     assert wire.lines == []
@@ -148,3 +164,16 @@ def test_led_follows_motion_in_motion_mode(room, wire):
     room.step()
     run_app(board, lambda: hal.led == (0, 255, 0))
     assert wire.of("event")[0]["event"] == "motion_started"
+
+
+def test_a_board_with_an_scd40_reports_co2_in_its_sensor_line(room, wire):
+    board = Board(SimHal(room, wire), "b-3", caps=("temperature", "humidity", "co2"))
+    room.set({"co2": 1234})
+    board.sensor(0)
+    line = wire.of("sensor")[-1]
+    assert line["co2"] == 1234 and "co2" in board.caps
+    board.hal.sensor_faults["co2"] = 1
+    board.sensor(0)
+    assert wire.of("sensor")[-1]["co2"] is None  # a failed read is null, as for every sensor
+    board.status(0)
+    assert wire.of("status")[-1]["sensor_errors"]["co2"] == 1

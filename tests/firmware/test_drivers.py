@@ -7,6 +7,7 @@ import pytest
 
 from firmware.emulator.physics import Room
 from firmware.emulator.simhal import SimHal
+from firmware.esp32.sensorhub import scd40
 from firmware.esp32.sensorhub.battery import BatteryMonitor, percent_from_volts
 from firmware.esp32.sensorhub.climate import Dht22, SensorFault, decode_dht22, encode_dht22
 from firmware.esp32.sensorhub.led import Led
@@ -265,3 +266,74 @@ def test_settings_validation_and_persistence(hal):
     assert store.load() == (default_config(), default_calibration())   # a corrupt file never blocks boot
     hal.write_file("config.json", json.dumps({"config": {"interval_ms": -5}}))
     assert store.load()[0] == default_config()
+
+
+# --- SCD40 (CO2 over I2C) ---------------------------------------------------------------------
+
+def test_scd40_crc_is_sensirions():
+    assert scd40.crc8(b"\xbe\xef") == 0x92  # the datasheet's example
+    assert scd40.crc8(b"\x00\x00") == 0x81
+
+
+@pytest.mark.parametrize("co2, t, h", [(400, 21.5, 40.0), (0, -10.0, 0.0), (40000, 60.0, 100.0)])
+def test_scd40_measurement_round_trip(co2, t, h):
+    got_co2, got_t, got_h = scd40.decode_measurement(scd40.encode_measurement(co2, t, h))
+    assert got_co2 == co2 and abs(got_t - t) < 0.01 and abs(got_h - h) < 0.01
+
+
+def test_scd40_refuses_a_corrupted_or_short_frame():
+    frame = bytearray(scd40.encode_measurement(800, 21.0, 40.0))
+    frame[4] ^= 0x10  # a flipped bit in the temperature word
+    with pytest.raises(SensorFault, match="CRC mismatch in word 1"):
+        scd40.decode_measurement(bytes(frame))
+    with pytest.raises(SensorFault, match="9 bytes"):
+        scd40.decode_measurement(bytes(frame[:6]))
+    assert scd40.data_ready(scd40.encode_words((0x8006,))) is True
+    assert scd40.data_ready(scd40.encode_words((0x8000,))) is False
+
+
+def test_scd40_reads_the_room_and_counts_failures(room, hal):
+    sensor = scd40.Scd40(hal)
+    room.set({"co2": 1450})
+    assert sensor.read() == 1450 and sensor.started
+    hal.sensor_faults["co2"] = 1
+    assert sensor.read() is None and sensor.errors == 1 and "not answering" in sensor.last_error
+    room.set({"co2": 1500})
+    assert sensor.read() == 1500 and sensor.consecutive_errors == 0  # started again after the failure
+
+
+def test_scd40_keeps_the_last_reading_until_the_next_measurement(room):
+    hal = SimHal(room)
+    hal.i2c[scd40.ADDRESS].period_s = 3600.0  # a measurement far in the future
+    sensor = scd40.Scd40(hal)
+    room.set({"co2": 900})
+    assert sensor.read() is None  # measuring, nothing ready yet
+    hal.i2c[scd40.ADDRESS].period_s = 0.0
+    assert sensor.read() == 900
+    hal.i2c[scd40.ADDRESS].period_s = 3600.0
+    room.set({"co2": 2000})
+    assert sensor.read() == 900  # the sensor has no new measurement: the last one stays
+
+
+def test_scd40_already_measuring_after_a_board_reset_is_taken_as_started(room, hal):
+    hal.i2c_transfer(scd40.ADDRESS, scd40.command(scd40.START_PERIODIC_MEASUREMENT))
+    with pytest.raises(OSError):  # what the real sensor does: no acknowledgement while measuring
+        hal.i2c_transfer(scd40.ADDRESS, scd40.command(scd40.START_PERIODIC_MEASUREMENT))
+    room.set({"co2": 1100})
+    assert scd40.Scd40(hal).read() == 1100
+
+
+def test_room_co2_rises_while_someone_is_there():
+    clock = [0.0]
+    room = Room(seed=3, motion_per_hour=0, clock=lambda: clock[0])
+    before = room.co2
+    room.forced_motion = True
+    for _ in range(60):
+        clock[0] += 60.0
+        room.step()
+    assert room.co2 > before + 300
+    room.forced_motion = False
+    for _ in range(120):
+        clock[0] += 60.0
+        room.step()
+    assert room.co2 < 600

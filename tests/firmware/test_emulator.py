@@ -329,3 +329,30 @@ def test_deep_sleep_board_wakes_as_a_new_boot():
     finally:
         host.close()
         assert emu.stop() == 0
+
+
+def test_an_scd40_board_reports_the_co2_the_control_socket_sets():
+    proc = EmulatorProcess("--board-id", "board-co2", "--motion-rate", "0", "--interval-ms", "600000",
+                           "--caps", "temperature,humidity,co2")
+    try:
+        port = HostPort(proc.link)
+        try:
+            mark = len(port.lines)
+            assert port.command({"type": "hello", "id": "h-co2"})["ok"] is True  # the boot hello may predate us
+            hello = port.wait_line(lambda m: m["type"] == "hello" and m.get("id") == "h-co2", start=mark)
+            assert hello["caps"] == ["temperature", "humidity", "co2"]
+            assert proc.control({"set": {"co2": 1850}}) == {"ok": True, "pinned": {"co2": 1850.0}}
+            mark = len(port.lines)
+            port.command({"type": "read", "id": "r-co2"})
+            line = port.wait_line(lambda m: m["type"] == "sensor" and m.get("id") == "r-co2", start=mark)
+            assert line["co2"] == 1850 and isinstance(line["co2"], int)
+            assert proc.control({"fault": "sensor", "sensor": "co2", "count": 1})["ok"]
+            mark = len(port.lines)
+            port.command({"type": "read", "id": "r-co2-2"})
+            line = port.wait_line(lambda m: m["type"] == "sensor" and m.get("id") == "r-co2-2", start=mark)
+            assert line["co2"] is None  # the SCD40 did not answer on I2C this round
+            assert proc.control({"set": {"co2": "stuffy"}}) == {"ok": False, "error": "co2 must be a number or null"}
+        finally:
+            port.close()
+    finally:
+        assert proc.stop() == 0

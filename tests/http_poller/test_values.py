@@ -66,3 +66,10 @@ def test_any_json_value_gives_a_state_or_a_bad_value_never_a_crash(raw, device_t
     assert isinstance(state, dict)
     for value in state.values():
         assert not isinstance(value, float) or math.isfinite(value)
+
+
+def test_a_co2_reading_follows_the_registry():
+    assert state_from("co2", "812 ppm") == {"co2": 812.0}
+    assert state_from("co2", {"value": 1450}) == {"co2": 1450}
+    with pytest.raises(BadValue, match="out of range"):
+        state_from("co2", -5)

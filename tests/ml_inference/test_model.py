@@ -52,6 +52,14 @@ def test_cold_keeps_the_window_closed(model):
     assert ask(model, temperature=21.0, humidity=45.0, outdoor_temperature=15.0, position=50.0)[0] < 10
 
 
+def test_a_stuffy_room_opens_the_window(model):
+    # co2 is an input only because the registry declares it (shared/devices.py, airing 1000..1600 ppm).
+    stuffy, confidence = ask(model, temperature=21.0, humidity=45.0, co2=1800.0, motion=False, sound_level=-60.0)
+    assert stuffy > 85 and confidence > 0.6
+    assert ask(model, temperature=21.0, humidity=45.0, co2=600.0, motion=False, sound_level=-60.0)[0] < 10
+    assert ask(model, temperature=16.0, humidity=45.0, co2=1800.0)[0] < 15  # too cold to air
+
+
 def test_warmer_outside_does_not_open_for_heat(model):
     assert ask(model, temperature=27.0, humidity=50.0, outdoor_temperature=31.0)[0] < 10
 
@@ -175,3 +183,27 @@ def test_without_a_bundled_model_a_missing_file_is_trained(tmp_path: Path, defau
     recommender.load()
     assert recommender.ready
     assert target.read_bytes() == default_model.read_bytes()  # the same seed: the same weights
+
+
+def test_default_weights_of_another_version_are_replaced_but_a_model_of_your_own_is_not(tmp_path: Path,
+                                                                                      default_model: Path):
+    from services.ml_inference.recommender import Recommender
+    from shared.config import MlSettings
+
+    content = torch.load(default_model, weights_only=True)
+    content["features"] = [f for f in FEATURES if not f.startswith("co2")]  # before the registry had co2
+    target = tmp_path / "models" / "window.pt"
+    target.parent.mkdir()
+    torch.save(content, target)
+    recommender = Recommender(MlSettings(model_path=target, bundled_model=default_model))
+    recommender.load()
+    assert recommender.ready and recommender.info()["created_default"] is True
+    assert target.read_bytes() == default_model.read_bytes()
+
+    content["trained"] = {"teacher": "three winters of my own living room"}
+    torch.save(content, target)
+    before = target.read_bytes()
+    refused = Recommender(MlSettings(model_path=target, bundled_model=default_model))
+    refused.load()
+    assert not refused.ready and "trained on the features" in refused.health()[1]
+    assert target.read_bytes() == before  # someone's own model is never overwritten

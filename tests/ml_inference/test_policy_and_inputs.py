@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.ml_inference.inputs import FEATURES, InvalidInput, features, parse_batch, parse_inputs
+from services.ml_inference.inputs import FEATURES, OPTIONAL, InvalidInput, features, parse_batch, parse_inputs
 from services.ml_inference.policy import ManualCommand, WindowFacts, decide
 from services.ml_inference.recommender import Recommendation
 from shared.config import AutomationSpec
@@ -75,6 +75,8 @@ def test_hold_comes_before_suggesting():
     ({"temperature": 21, "humidity": 50, "sound_level": 3}, "sound_level", "out of range"),
     ({"temperature": 21, "humidity": 50, "position": -1}, "position", "out of range"),
     ({"temperature": 21, "humidity": 50, "outdoor": 3}, "outdoor", "did you mean 'outdoor_temperature'"),
+    ({"temperature": 21, "humidity": 50, "co2": -5}, "co2", "out of range (0..40000 ppm)"),
+    ({"temperature": 21, "humidity": 50, "co2": "high"}, "co2", "finite number"),
 ])
 def test_bad_inputs_are_refused_naming_the_field(body, field, words):
     with pytest.raises(InvalidInput) as caught:
@@ -84,10 +86,12 @@ def test_bad_inputs_are_refused_naming_the_field(body, field, words):
 
 def test_missing_optional_inputs_are_explicit_in_the_features():
     bare = features(parse_inputs({"temperature": 21, "humidity": 50, "motion": None}))
-    full = features(parse_inputs({"temperature": 21, "humidity": 50, "outdoor_temperature": 0, "motion": False,
-                                  "sound_level": -45, "position": 0}))
+    full_inputs = {"outdoor_temperature": 0, "motion": False, "sound_level": -45, "position": 0, "co2": 800}
+    full = features(parse_inputs({"temperature": 21, "humidity": 50, **full_inputs}))
     known = [FEATURES.index(f) for f in FEATURES if f.endswith("_known")]
-    assert [bare[i] for i in known] == [0.0] * 4 and [full[i] for i in known] == [1.0] * 4
+    assert len(known) == len(OPTIONAL)
+    assert [bare[i] for i in known] == [0.0] * len(known)
+    assert [full[FEATURES.index(f"{name}_known")] for name in full_inputs] == [1.0] * len(full_inputs)
 
 
 def test_a_batch_names_the_bad_item():
@@ -100,7 +104,7 @@ def test_a_batch_names_the_bad_item():
 
 
 @given(st.dictionaries(st.sampled_from(["temperature", "humidity", "outdoor_temperature", "motion", "sound_level",
-                                        "position", "x"]),
+                                        "position", "co2", "x"]),
                        st.one_of(st.none(), st.booleans(), st.floats(allow_nan=True, allow_infinity=True),
                                  st.integers(-1000, 1000), st.text(max_size=3))))
 def test_any_json_either_parses_to_finite_features_or_is_refused_by_name(body):
@@ -111,3 +115,20 @@ def test_any_json_either_parses_to_finite_features_or_is_refused_by_name(body):
         return
     vector = features(inputs)
     assert len(vector) == len(FEATURES) and all(math.isfinite(v) and -5 <= v <= 5 for v in vector)
+
+
+def test_registry_inputs_reach_the_features_and_the_rule_without_naming_them_in_ml_code():
+    from services.ml_inference import inputs as module
+    from services.ml_inference.rule import comfort_rule
+    from shared.devices import automation_inputs
+
+    assert set(automation_inputs()) <= set(module.FIELDS)
+    assert module.AIRING == {role: spec.airing for role, (_, spec) in automation_inputs().items() if spec.airing}
+    fresh = parse_inputs({"temperature": 21, "humidity": 45, "co2": 600})
+    stuffy = parse_inputs({"temperature": 21, "humidity": 45, "co2": 1800})
+    half = parse_inputs({"temperature": 21, "humidity": 45, "co2": 1300})
+    assert comfort_rule(fresh)[0] == 0.0 and comfort_rule(stuffy)[0] == 100.0
+    assert comfort_rule(half)[0] == pytest.approx(50.0)
+    assert comfort_rule(parse_inputs({"temperature": 16, "humidity": 45, "co2": 1800}))[0] == 0.0  # too cold
+    scaled = features(stuffy)[FEATURES.index("co2")]
+    assert scaled == pytest.approx((1800 - 1000) / 600) and features(stuffy)[FEATURES.index("co2_known")] == 1.0

@@ -231,7 +231,8 @@ sensor_lines = st.fixed_dictionaries(
     {"type": st.just("sensor"), "seq": st.integers(0, SEQ_LIMIT - 1)},
     optional={"temperature": st.floats(-40, 85) | st.none(), "humidity": st.floats(0, 100),
               "motion": st.booleans(), "battery_pct": st.integers(0, 100), "battery_v": st.floats(0, 6),
-              "sound_dbfs": st.floats(-140, 0), "uptime_s": st.floats(0, 1e6)})
+              "sound_dbfs": st.floats(-140, 0), "co2": st.integers(0, 40_000) | st.none(),
+              "uptime_s": st.floats(0, 1e6)})
 
 
 @given(sensor_lines)
@@ -246,3 +247,15 @@ def test_encode_command_refuses_lines_over_the_limit() -> None:
     assert encode_command({"type": "ping", "id": "p-1"}) == b'{"type":"ping","id":"p-1"}\n'
     with pytest.raises(ValueError, match="1024"):
         encode_command({"type": "config", "pad": "x" * 1100})
+
+
+def test_a_co2_reading_is_checked_and_split_to_the_co2_device() -> None:
+    from services.serial_handler.devices import sensor_updates
+
+    message = parse_line(b'{"type":"sensor","seq":3,"temperature":21.5,"co2":1234}')
+    assert isinstance(message, Message)
+    assert sensor_updates(message) == {"temperature": {"temperature": 21.5}, "co2": {"co2": 1234}}
+    for bad, reason in ((b'{"type":"sensor","seq":3,"co2":40001}', "out_of_range"),
+                        (b'{"type":"sensor","seq":3,"co2":812.5}', "wrong_type")):  # the SCD40 reports whole ppm
+        rejected = parse_line(bad)
+        assert isinstance(rejected, Rejection) and rejected.reason == reason, rejected

@@ -211,3 +211,20 @@ def test_two_boards_feed_their_own_devices(emulators, services) -> None:
     led = service.post("/sensor/b2_led/cmd", {"values": {"brightness": 7}})
     assert led.json()["result"]["brightness"] == 7
     assert first.control({"get": "state"})["state"]["board"]["led"]["brightness"] == 255
+
+
+def test_the_leds_state_is_known_from_the_boards_status_before_any_command(board) -> None:
+    """A never-commanded LED is not unknown (nor assumed off): the board reports it in every status."""
+    emulator, service = board
+    view = wait_for(lambda: (v := service.get("/sensor/b1_led").json())["state"].get("state") and v, 15,
+                    message="the LED's state from the board's status")
+    assert view["state"] == {"state": "off", "color": "#ffffff", "brightness": 255, "blink": 0}
+
+
+def test_a_garbled_led_report_changes_nothing() -> None:
+    from services.serial_handler.devices import led_report
+
+    assert led_report({"state": "on", "color": "#A0b0c0", "brightness": 9, "blink": 0}) == {
+        "state": "on", "color": "#A0b0c0", "brightness": 9, "blink": 0}
+    assert led_report({"state": "maybe", "color": "red", "brightness": 300, "blink": True, "x": 1}) == {}
+    assert led_report("on") == {}

@@ -8,10 +8,11 @@ import pytest
 from flask import Flask, request
 from requests.structures import CaseInsensitiveDict
 
+from shared.errors import Conflict
 from shared.identity import INSTANCE_HEADER, ForeignInstance, check_instance, foreign_reason
 from shared.server import run_in_thread
 from shared.sse import EventFollower, EventPublisher
-from shared.web import ApiError, install_error_handlers, install_instance_header
+from shared.web import install_error_handlers, install_instance_header
 from testkit.helpers import free_port, wait_for
 
 
@@ -48,7 +49,7 @@ def _app(instance_id: str | None, publisher: EventPublisher) -> Flask:
 
     @app.get("/refused")
     def refused():
-        raise ApiError("NOPE", "no", 409)
+        raise Conflict("NOPE", "no")
 
     @app.get("/crash")
     def crash():

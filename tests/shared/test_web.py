@@ -9,14 +9,15 @@ import pytest
 import requests
 from flask import Flask, request
 
+from shared.error_log import ErrorLog
+from shared.errors import NotFound
+from shared.metrics import Metrics
 from shared.server import run_in_thread
 from shared.web import (
     BODY_BYTES_MAX,
-    ApiError,
-    ErrorLog,
-    Metrics,
     health_response,
     install_error_handlers,
+    install_metrics,
     json_response,
 )
 
@@ -30,7 +31,7 @@ def service():
     errors = ErrorLog("demo", maxlen=3)
     metrics = Metrics("demo")
     install_error_handlers(app, errors)
-    metrics.install(app)
+    install_metrics(app, metrics)
     readings = metrics.counter("readings_total", "Readings received", ("device_id",))
     metrics.gauge_function("queue_length", "Items waiting", lambda: 7)
 
@@ -49,7 +50,7 @@ def service():
 
     @app.get("/unknown/<device_id>")
     def unknown(device_id):
-        raise ApiError("UNKNOWN_DEVICE", f"No device {device_id!r}.", 404, known=["t1"])
+        raise NotFound("UNKNOWN_DEVICE", f"No device {device_id!r}.", known=["t1"])
 
     @app.get("/health")
     def health():
@@ -58,7 +59,7 @@ def service():
 
     @app.get("/errors")
     def list_errors():
-        return errors.response()
+        return json_response(errors.to_dict())
 
     server = run_in_thread(app)
     server.errors = errors
@@ -106,7 +107,7 @@ def test_uncaught_exception_is_a_json_500_logged_with_traceback(service, caplog)
     assert record["error_code"] == "INTERNAL_ERROR" and record["source"] == "demo"
 
 
-def test_api_error_carries_code_status_and_extra(service):
+def test_a_domain_error_is_answered_with_its_code_its_kinds_status_and_extra(service):
     response = requests.get(service.url + "/unknown/x", timeout=5)
     assert response.status_code == 404
     assert response.json() == {"error": "UNKNOWN_DEVICE", "message": "No device 'x'.", "known": ["t1"]}
@@ -140,7 +141,7 @@ def test_metrics_in_a_private_registry(service):
     assert "sensor_hub_queue_length 7.0" in text
     assert 'sensor_hub_http_requests_total{method="GET",route="/thing",status="200"} 1.0' in text
     # A second app with the same metric names does not collide (no global registry).
-    Metrics("other").install(Flask("other"))
+    install_metrics(Flask("other"), Metrics("other"))
 
 
 def test_error_log_is_bounded_newest_last_and_thread_safe(service):

@@ -37,6 +37,14 @@ def test_merge_keeps_properties_an_event_did_not_carry():
     assert cache.put("w", {"position": 40}, merge=True) == (state, False)
 
 
+def test_a_change_is_judged_by_the_handlers_rule():
+    cache = TtlCache(30)
+    cache.put("t", {"temperature": 21})
+    assert cache.put("t", {"temperature": 21.0})[1] is False  # the same reading
+    cache.put("m", {"motion": 1})
+    assert cache.put("m", {"motion": True})[1] is True  # a bool is not a number
+
+
 def test_zero_ttl_is_always_stale_and_clear_forgets_everything():
     cache = TtlCache(0)
     cache.put("t", {"temperature": 1})

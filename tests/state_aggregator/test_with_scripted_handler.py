@@ -284,3 +284,23 @@ def test_json_is_pretty_for_curl_and_errors_are_aggregated(rig):
     assert under_test.get("/groups").json()["groups"][0]["group_id"] == "living_room"
     assert under_test.post("/cache/clear").json()["cleared"] >= 0
     assert "sensor_hub_http_requests_total" in under_test.get("/metrics").text
+
+
+def test_without_ml_inference_the_automation_pauses_and_the_aggregator_serves_on(rig):
+    """The example's window automation, with nothing on ml_inference's port: paused with the
+    reason, the instance degraded but serving, readings and commands flowing."""
+    under_test, handler = rig
+    handler.set_state("living_temperature", temperature=30.0)
+    handler.set_state("living_humidity", humidity=45.0)
+    health = wait_for(lambda: (r := under_test.get("/health")).json()["automations"]["living_window_auto"]["status"]
+                      == "paused" and r, 15, message="the automation paused")
+    assert health.status_code == 200 and health.json()["status"] == "degraded"
+    assert health.json()["automations"]["living_window_auto"]["reason"] == "ml_inference: service not running"
+    paused = [e for e in under_test.get("/errors").json()["errors"] if e["error_code"] == "AUTOMATION_PAUSED"]
+    assert len(paused) == 1 and paused[0]["device_id"] == "living_window"
+    handler.set_state("living_temperature", temperature=31.0)
+    wait_for(lambda: under_test.device("living_temperature")["state"]["temperature"] == 31.0, 10,
+             message="readings still arrive")
+    led = under_test.post("/device/living_led/cmd", json={"id": "led-1", "values": {"state": "on"}})
+    assert led.status_code == 200 and handler.commands_for("living_led")[0]["id"] == "led-1"
+    assert handler.commands_for("living_window") == []

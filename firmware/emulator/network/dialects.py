@@ -20,7 +20,7 @@ from .model import READINGS, SimulatedDevice
 
 Answer = tuple[int, Any]
 UNITS = {"temperature": "°C", "humidity": "%", "pressure": "hPa", "illuminance": "lx", "sound_level": "dBFS",
-         "battery": "%", "battery_voltage": "V"}
+         "battery": "%", "battery_voltage": "V", "co2": "ppm"}
 
 
 def _not_found(what: str) -> Answer:
@@ -303,7 +303,7 @@ class _Hal:
 class _Board:
     """What the firmware's ``HttpApi`` asks of a board, answered from the simulated device."""
 
-    caps = ("temperature", "humidity", "motion", "battery", "sound_level", "window", "led", "pressure")
+    caps = ("temperature", "humidity", "motion", "battery", "sound_level", "window", "led", "pressure", "co2")
 
     def __init__(self, device: SimulatedDevice) -> None:
         self.device = device
@@ -322,7 +322,7 @@ class _Board:
         return {"temperature": d.reading("temperature"), "humidity": d.reading("humidity"),
                 "pressure": d.reading("pressure"), "battery_pct": d.reading("battery"),
                 "battery_v": d.reading("battery_voltage"), "sound_dbfs": d.reading("sound_level"),
-                "motion": d.motion_now(), "uptime_s": int(time.monotonic())}
+                "co2": d.reading("co2"), "motion": d.motion_now(), "uptime_s": int(time.monotonic())}
 
     def window_line(self) -> None:
         pass

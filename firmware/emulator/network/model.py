@@ -19,7 +19,7 @@ from typing import Any
 READINGS: dict[str, tuple[float, float, int]] = {
     "temperature": (21.0, 1.5, 1), "humidity": (45.0, 5.0, 1), "pressure": (1013.0, 4.0, 1),
     "illuminance": (180.0, 60.0, 0), "sound_level": (-52.0, 6.0, 1), "battery": (86.0, 1.0, 0),
-    "battery_voltage": (3.95, 0.03, 2),
+    "battery_voltage": (3.95, 0.03, 2), "co2": (800.0, 150.0, 0),
 }
 FAULTS = ("none", "slow", "error", "garbage", "hang", "huge")
 DRIFT_PERIOD_S = 600.0

@@ -16,12 +16,16 @@ from .protocol import (
     encode,
     error_message,
 )
+from .scd40 import Scd40
 from .schedule import ticks_diff
 from .settings import SettingsStore, apply_calibration, apply_config, rounded
 from .sound import SoundMeter
 from .window import WindowMotor, parse_target
 
-ALL_CAPS = ("temperature", "humidity", "motion", "battery", "sound_level", "window", "led")
+DEFAULT_CAPS = ("temperature", "humidity", "motion", "battery", "sound_level", "window", "led")
+"""The reference wiring (firmware/README.md); add-ons are declared in board.json "caps"."""
+ALL_CAPS = DEFAULT_CAPS + ("co2",)
+"""Everything the firmware can drive: "co2" is an SCD40 on the I2C bus."""
 CALIBRATION_FIELDS = ("min_us", "max_us", "invert", "max_open", "speed_pct_s", "temperature_offset",
                       "humidity_offset")
 TEMP_HYSTERESIS = 1.0
@@ -33,7 +37,7 @@ class Board:
     def __init__(self, hal, board_id, caps=None):
         self.hal = hal
         self.board_id = board_id
-        self.caps = tuple(caps) if caps else ALL_CAPS
+        self.caps = tuple(caps) if caps else DEFAULT_CAPS
         self.store = SettingsStore(hal)
         self.config, self.calibration = self.store.load()
         now = hal.ticks_ms()
@@ -57,6 +61,7 @@ class Board:
         self.motion = PirMotion(hal, self.motion_flag) if has("motion") else None
         self.window = WindowMotor(hal, self.calibration, now) if has("window") else None
         self.led = Led(hal) if has("led") else None
+        self.co2 = Scd40(hal) if has("co2") else None
         hal.button_irq(self._on_button)
 
     def has(self, cap):
@@ -94,6 +99,8 @@ class Board:
         fields["interval_ms"] = self.config["interval_ms"]
         fields["reset_cause"] = self.hal.reset_cause()
         fields["uptime_s"] = self.uptime_s()
+        if self.led is not None:
+            fields["led"] = self.led.state()  # the host's hello after opening the port learns it at once
         return self.emit("hello", fields)
 
     def read_sensors(self, now):
@@ -113,6 +120,8 @@ class Board:
             r["battery_pct"] = pct
         if self.sound is not None:
             r["sound_dbfs"] = self.sound.level
+        if self.co2 is not None:
+            r["co2"] = self.co2.read(now)
         self.last_reading = r
         self.check_alerts(r)
         return r
@@ -141,10 +150,17 @@ class Board:
             errors["battery"] = self.battery.errors
         if self.sound is not None:
             errors["sound_level"] = self.sound.errors
-        return self.emit("status", {
+        if self.co2 is not None:
+            errors["co2"] = self.co2.errors
+        fields = {
             "uptime_s": self.uptime_s(now), "free_mem": self.hal.free_mem(), "rssi": self.hal.wifi_rssi(),
             "sensor_errors": errors, "interval_ms": self.config["interval_ms"],
-            "deep_sleep": self.config["deep_sleep"]})
+            "deep_sleep": self.config["deep_sleep"]}
+        if self.led is not None:
+            # The LED's real state, so the host knows it from boot on (hello and status carry
+            # it) and not only after it first commands the LED.
+            fields["led"] = self.led.state()
+        return self.emit("status", fields)
 
     def event(self, name, now, data=None):
         fields = {"event": name, "uptime_s": self.uptime_s(now)}

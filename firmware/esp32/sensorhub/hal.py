@@ -22,6 +22,7 @@ PINS = {
     "i2s_sck": 14, "i2s_ws": 15, "i2s_sd": 32,   # INMP441
     "servo": 13,      # window servo signal (50 Hz PWM)
     "led_r": 25, "led_g": 26, "led_b": 33,       # RGB LED (common cathode) via 220R
+    "i2c_scl": 22, "i2c_sda": 21,                # SCD40 CO2 sensor (caps "co2"), 100 kHz
 }
 
 RESET_CAUSES = {
@@ -48,6 +49,7 @@ class Esp32Hal:
         self._i2s = None
         self._servo = None
         self._leds = None
+        self._i2c = None
         self._pir = machine.Pin(pins["pir"], machine.Pin.IN)
         self._button = machine.Pin(pins["button"], machine.Pin.IN, machine.Pin.PULL_UP)
         # The protocol uses the console (UART0 / USB at 115200 8N1): while main.py runs the REPL is
@@ -160,6 +162,18 @@ class Esp32Hal:
                                     sd=machine.Pin(self.pins["i2s_sd"]), mode=machine.I2S.RX, bits=32,
                                     format=machine.I2S.MONO, rate=16000, ibuf=8192)
         return self._i2s.readinto(buf)
+
+    def i2c_transfer(self, address, data, read=0, delay_ms=0):
+        """Write `data` to an I2C device, wait `delay_ms` for it to execute, read `read` bytes.
+        OSError when the device does not acknowledge (absent, busy, or refusing the command)."""
+        if self._i2c is None:
+            self._i2c = machine.I2C(0, scl=machine.Pin(self.pins["i2c_scl"]), sda=machine.Pin(self.pins["i2c_sda"]),
+                                    freq=100000)
+        self._i2c.writeto(address, data)
+        if not read:
+            return b""
+        time.sleep_ms(delay_ms)
+        return self._i2c.readfrom(address, read)
 
     # --- actuators ---
     def servo_pulse_us(self, us):

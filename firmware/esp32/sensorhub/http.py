@@ -12,10 +12,10 @@ from .settings import fraction_or_percent
 from .window import parse_target
 
 UNITS = {"temperature": "°C", "humidity": "%", "battery": "%", "battery_voltage": "V",
-         "sound_level": "dBFS", "uptime": "s", "pressure": "hPa"}
+         "sound_level": "dBFS", "uptime": "s", "pressure": "hPa", "co2": "ppm"}
 READING_KEYS = {"temperature": "temperature", "humidity": "humidity", "battery": "battery_pct",
                 "battery_voltage": "battery_v", "sound_level": "sound_dbfs", "uptime": "uptime_s",
-                "pressure": "pressure"}
+                "pressure": "pressure", "co2": "co2"}
 CAP_OF = {"battery": "battery", "battery_voltage": "battery", "uptime": None}
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
 

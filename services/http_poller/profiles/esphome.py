@@ -17,13 +17,13 @@ from typing import Any
 from urllib.parse import quote
 
 from shared.config import DeviceSpec
+from shared.devices import DEVICE_TABLE
 
 from ..fetch import EndpointFailure
 from .base import Profile, Reading, key_of
 
-DOMAINS = {"temperature": "sensor", "humidity": "sensor", "pressure": "sensor", "illuminance": "sensor",
-           "sound_level": "sensor", "battery": "sensor", "motion": "binary_sensor", "switch": "switch",
-           "led": "light", "window": "cover"}
+# ESPHome's entity domains are Home Assistant's components, which the registry names per type.
+DOMAINS = {entry.name: entry.ha_component for entry in DEVICE_TABLE}
 
 
 class EsphomeProfile(Profile):
