@@ -40,10 +40,11 @@ def pss_kib(pid: int) -> int | None:
     return _rollup(pid, ("Pss:",))
 
 
-def private_kib(pid: int) -> int | None:
-    """The pages no other process maps (USS), in KiB: unlike PSS, it does not depend on what else
-    runs on the machine (another torch process halves the PSS of torch's code pages)."""
-    return _rollup(pid, ("Private_Clean:", "Private_Dirty:"))
+def anonymous_kib(pid: int) -> int | None:
+    """The memory no file backs (heap, Python's objects), in KiB: unlike PSS, and unlike the
+    private pages, it does not move with what else runs on the machine (another process that maps
+    libtorch makes its code pages shared; its exit makes them private again)."""
+    return _rollup(pid, ("Anonymous:",))
 
 
 def _rollup(pid: int, fields: tuple[str, ...]) -> int | None:
@@ -86,7 +87,7 @@ class Reading:
     pss_mib: float
     cpu_pct: float
     processes: int
-    private_mib: float = 0.0
+    anonymous_mib: float = 0.0
 
 
 def measure(programs: dict[str, int], seconds: float) -> dict[str, Reading]:
@@ -102,21 +103,21 @@ def measure(programs: dict[str, int], seconds: float) -> dict[str, Reading]:
     for name, pid in programs.items():
         tree = descendants(pid)
         ticks = 0
-        pss = private = 0
+        pss = anonymous = 0
         for member in tree:
             now = cpu_ticks(member)
             if now is not None and start.get(member) is not None:
                 ticks += now - start[member]
             pss += pss_kib(member) or 0
-            private += private_kib(member) or 0
-        readings[name] = Reading(pss / 1024, 100.0 * ticks / CLOCK_TICKS / wall, len(tree), private / 1024)
+            anonymous += anonymous_kib(member) or 0
+        readings[name] = Reading(pss / 1024, 100.0 * ticks / CLOCK_TICKS / wall, len(tree), anonymous / 1024)
     return readings
 
 
 def total(readings: dict[str, Reading], without: tuple[str, ...] = ()) -> Reading:
     chosen = [r for name, r in readings.items() if name not in without]
     return Reading(sum(r.pss_mib for r in chosen), sum(r.cpu_pct for r in chosen), sum(r.processes for r in chosen),
-                   sum(r.private_mib for r in chosen))
+                   sum(r.anonymous_mib for r in chosen))
 
 
 def reference_pss_mib(*modules: str) -> float:
@@ -125,9 +126,9 @@ def reference_pss_mib(*modules: str) -> float:
     return _reference(pss_kib, modules)
 
 
-def reference_private_mib(*modules: str) -> float:
-    """The private pages (USS) of a bare interpreter that imported ``modules``."""
-    return _reference(private_kib, modules)
+def reference_anonymous_mib(*modules: str) -> float:
+    """The anonymous memory of a bare interpreter that imported ``modules``."""
+    return _reference(anonymous_kib, modules)
 
 
 def _reference(read: Callable[[int], int | None], modules: tuple[str, ...]) -> float:

@@ -18,9 +18,9 @@ on an event (so the ratio is about how far from doing nothing the instance is).
 
 torch's code pages (about 80 MiB of libtorch resident after the import) are shared with any other
 process that maps the same library, and PSS splits them: ml_inference reads 190 MiB while another
-torch process runs on the machine and 230 MiB alone, as on a board. ``private ml inference`` (the
-pages only it maps, USS) does not move with the neighbours; the ceiling for it is the same figure of
-a bare interpreter that imported flask and torch (measured alone, after the instance's figures).
+torch process runs on the machine and 230 MiB alone, as on a board. ``anonymous ml inference`` (the
+memory no file backs: heap and Python objects) does not move with the neighbours; its ceiling is the
+same figure of a bare interpreter that imported flask and torch.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from bench.footprint import (
     Reading,
     idle_reference_cpu_pct,
     measure,
-    reference_private_mib,
+    reference_anonymous_mib,
     reference_pss_mib,
     total,
 )
@@ -104,7 +104,7 @@ def run(ctx: Context, rig: Rig) -> Sample:
         sample.figures[f"{phase}_cpu_pct"] = everything.cpu_pct
         if ML in readings:
             sample.figures[f"{phase}_pss_ml_inference_mib"] = readings[ML].pss_mib
-            sample.figures[f"{phase}_private_ml_inference_mib"] = readings[ML].private_mib
+            sample.figures[f"{phase}_anonymous_ml_inference_mib"] = readings[ML].anonymous_mib
         rows = ", ".join(f"{name} {r.pss_mib:.1f} MiB {r.cpu_pct:.1f} %" for name, r in sorted(readings.items()))
         ctx.note(f"{phase}: {rows}; total {everything.pss_mib:.1f} MiB PSS ({without_ml.pss_mib:.1f} without "
                  f"{ML}), {everything.cpu_pct:.2f} % of one core")
@@ -123,7 +123,7 @@ def ceilings(ctx: Context) -> dict[str, float]:
     """PSS of bare interpreters with the least each program imports, and the CPU of one that idles."""
     flask = reference_pss_mib("flask")
     torch = reference_pss_mib("flask", "torch")
-    torch_private = reference_private_mib("flask", "torch")
+    torch_anonymous = reference_anonymous_mib("flask", "torch")
     idle = idle_reference_cpu_pct(min(ctx.params["seconds"], 5.0))
     ctx.note(f"ceilings: a bare interpreter importing flask {flask:.1f} MiB PSS (x4: three services and the "
              f"bridge), flask + torch {torch:.1f} MiB; an idle interpreter {idle:.2f} % CPU")
@@ -131,7 +131,7 @@ def ceilings(ctx: Context) -> dict[str, float]:
     return {**{f"{p}_pss_without_ml_mib": without_ml for p in ("idle", "1000", "sustained")},
             **{f"{p}_pss_total_mib": without_ml + torch for p in ("idle", "1000", "sustained")},
             **{f"{p}_pss_ml_inference_mib": torch for p in ("idle", "1000", "sustained")},
-            **{f"{p}_private_ml_inference_mib": torch_private for p in ("idle", "1000", "sustained")},
+            **{f"{p}_anonymous_ml_inference_mib": torch_anonymous for p in ("idle", "1000", "sustained")},
             "idle_cpu_pct": idle}
 
 
@@ -145,5 +145,5 @@ SCENARIO = Scenario(
     full={"seconds": 60.0, "settle_s": 20.0, "sustained_rate": 2500},
     rounds={"quick": 1, "full": 1}, warmup=False,
     figures=("idle_pss_total_mib", "idle_pss_without_ml_mib", "idle_pss_ml_inference_mib",
-             "idle_private_ml_inference_mib", "idle_cpu_pct",
+             "idle_anonymous_ml_inference_mib", "idle_cpu_pct",
              "1000_pss_total_mib", "1000_cpu_pct", "sustained_pss_total_mib", "sustained_cpu_pct"))

@@ -2,10 +2,10 @@
 issue's ten minutes) must not grow.
 
 Every program's memory is sampled every few seconds from ``/proc/<pid>/smaps_rollup``: PSS (what
-the budget counts) and its private pages (USS), which do not move when other processes on the
-machine start or stop sharing libpython's or flask's pages with ours. The first quarter is
+the budget counts) and its anonymous memory (heap, Python's objects: where a leak grows), which
+does not move when other processes on the machine start or stop sharing library pages with ours. The first quarter is
 warm-up: the event streams' replay histories fill (10,000 events or 60 s) and the caches see
-every device. Over the rest, the least-squares slope of each program's private memory, times the
+every device. Over the rest, the least-squares slope of each program's anonymous memory, times the
 window, must stay under ``GROWTH_LIMIT_MIB``: a leak of one event's bytes per reading would be
 several MiB. Not part of `make test` (marker ``soak``); `make soak` runs it.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.footprint import private_kib, pss_kib
+from bench.footprint import anonymous_kib, pss_kib
 from testkit.connector import ConnectorStack
 
 pytestmark = pytest.mark.soak
@@ -52,21 +52,22 @@ def test_no_program_grows_over_a_long_run(tmp_path: Path):
         pace = threading.Event()
         while (now := time.monotonic() - began) < SECONDS:
             for name, pid in programs.items():
-                private, pss = private_kib(pid), pss_kib(pid)
-                assert private is not None and pss is not None, f"{name} is gone"
-                samples[name].append((now, private / 1024, pss / 1024))
+                anonymous, pss = anonymous_kib(pid), pss_kib(pid)
+                assert anonymous is not None and pss is not None, f"{name} is gone"
+                samples[name].append((now, anonymous / 1024, pss / 1024))
             pace.wait(SAMPLE_EVERY_S)  # the sampling period, not a synchronisation
         lines, grown = [], {}
         for name, series in samples.items():
             measured = [s for s in series if s[0] >= SECONDS * WARM_UP_SHARE]
             window = measured[-1][0] - measured[0][0]
-            growth = slope_per_s([(t, private) for t, private, _ in measured]) * window
-            lines.append(f"{name}: private {measured[0][1]:.1f} -> {measured[-1][1]:.1f} MiB, PSS {measured[0][2]:.1f} "
-                         f"-> {measured[-1][2]:.1f} MiB, trend {growth:+.2f} MiB over {window:.0f} s")
+            growth = slope_per_s([(t, anonymous) for t, anonymous, _ in measured]) * window
+            lines.append(f"{name}: anonymous {measured[0][1]:.1f} -> {measured[-1][1]:.1f} MiB, "
+                         f"PSS {measured[0][2]:.1f} -> {measured[-1][2]:.1f} MiB, "
+                         f"trend {growth:+.2f} MiB over {window:.0f} s")
             if growth > GROWTH_LIMIT_MIB:
                 grown[name] = round(growth, 2)
         print("\n" + "\n".join(lines))
-        assert not grown, f"grew over the soak (MiB by the trend of private memory): {grown}\n" + "\n".join(lines)
+        assert not grown, f"grew over the soak (MiB by the trend of anonymous memory): {grown}\n" + "\n".join(lines)
         log = stack.log_path.read_text(errors="replace")
         assert "Traceback" not in log
     finally:
