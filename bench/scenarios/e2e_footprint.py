@@ -141,7 +141,7 @@ SCENARIO = Scenario(
     targets={"idle_pss_without_ml_mib": at_most(150), "idle_pss_total_mib": at_most(350),
              "idle_pss_ml_inference_mib": at_most(200), "idle_cpu_pct": at_most(2.0),
              "sustained_pss_total_mib": at_most(350)},
-    quick={"seconds": 10.0, "settle_s": 5.0, "sustained_rate": 2500},
+    quick={"seconds": 6.0, "settle_s": 5.0, "sustained_rate": 2500},
     full={"seconds": 60.0, "settle_s": 20.0, "sustained_rate": 2500},
     rounds={"quick": 1, "full": 1}, warmup=False,
     figures=("idle_pss_total_mib", "idle_pss_without_ml_mib", "idle_pss_ml_inference_mib",
