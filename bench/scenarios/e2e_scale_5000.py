@@ -55,6 +55,8 @@ class Rig:
         self.arrived = threading.Event()
         self.next_key = 1_000_000  # above the values the handler starts with (0..4,999)
         self.seen: set[str] = set()
+        self.lock = threading.Lock()
+        self.early: dict[tuple[str, int], float] = {}  # arrived on MQTT before the bench saw it sent
         self.handler_url = ""
         self.online_s = 0.0
         self.aggregator = None
@@ -64,7 +66,11 @@ class Rig:
         for event in events:
             bench = event.data.get("bench") if isinstance(event.data, dict) else None
             if bench and bench.get("tag") == "scale":
-                self.tracker.sent((event.data["device_id"], bench["key"]), bench["sent_at"])
+                key = (event.data["device_id"], bench["key"])
+                with self.lock:
+                    self.tracker.sent(key, bench["sent_at"])
+                    if key in self.early:
+                        self.tracker.received(key, self.early.pop(key))
 
     def on_state(self, message, at: float) -> None:
         self.seen.add(message.topic)
@@ -74,7 +80,13 @@ class Rig:
         except (ValueError, KeyError, TypeError):
             return
         if isinstance(key, int) and key >= 1_000_000:
-            self.tracker.received((body.get("device_id"), key), at)
+            # The bench learns when a reading left from the handler's own stream, which can be
+            # read after the reading already reached MQTT: such an arrival waits for its send.
+            with self.lock:
+                if (body.get("device_id"), key) in self.tracker.sent_at:
+                    self.tracker.received((body.get("device_id"), key), at)
+                else:
+                    self.early[(body.get("device_id"), key)] = at
             self.arrived.set()
 
 
@@ -133,7 +145,9 @@ def _outbox_pending(report: Path) -> int | None:
 def run(ctx: Context, rig: Rig) -> Sample:
     rate, seconds = ctx.params["rate"], ctx.params["seconds"]
     count = int(rate * seconds)
-    rig.tracker = MessageTracker()
+    with rig.lock:
+        rig.tracker = MessageTracker()
+        rig.early.clear()
     first, rig.next_key = rig.next_key, rig.next_key + count
     requests.post(rig.handler_url + "/emit", json={"count": count, "rate": rate, "tag": "scale", "first": first},
                   timeout=10).raise_for_status()
