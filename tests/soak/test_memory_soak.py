@@ -3,9 +3,9 @@ issue's ten minutes) must not grow.
 
 Every program's memory is sampled every few seconds from ``/proc/<pid>/smaps_rollup``: PSS (what
 the budget counts) and its anonymous memory (heap, Python's objects: where a leak grows), which
-does not move when other processes on the machine start or stop sharing library pages with ours. The first quarter is
-warm-up: the event streams' replay histories fill (10,000 events or 60 s) and the caches see
-every device. Over the rest, the least-squares slope of each program's anonymous memory, times the
+does not move when other processes on the machine start or stop sharing library pages with ours. The first half is
+warm-up: the event streams' replay histories fill (10,000 events) and the caches see every
+device. Over the rest, the least-squares slope of each program's anonymous memory, times the
 window, must stay under ``GROWTH_LIMIT_MIB``: a leak of one event's bytes per reading would be
 several MiB. Not part of `make test` (marker ``soak``); `make soak` runs it.
 """
@@ -25,7 +25,11 @@ pytestmark = pytest.mark.soak
 
 SECONDS = float(os.environ.get("SOAK_MEMORY_SECONDS", "600"))
 SAMPLE_EVERY_S = 5.0
-WARM_UP_SHARE = 0.25
+WARM_UP_SHARE = 0.5
+"""The replay history of each event stream holds its last 10,000 events (shared/sse.py): at this
+soak's 40-80 events a second it takes up to four minutes to fill, and until then it grows by
+design (about 4 MiB; a run that measured from 150 s saw the serial handler and the aggregator
+"grow" 2.2-2.4 MiB, every byte of it the ring filling, by tracemalloc)."""
 GROWTH_LIMIT_MIB = 3.0
 
 
