@@ -29,7 +29,7 @@ WARM_UP_SHARE = 0.5
 """The replay history of each event stream holds its last 10,000 events (shared/sse.py): at this
 soak's 40-80 events a second it takes up to four minutes to fill, and until then it grows by
 design (about 4 MiB; a run that measured from 150 s saw the serial handler and the aggregator
-"grow" 2.2-2.4 MiB, every byte of it the ring filling, by tracemalloc)."""
+"grow" 2.2-2.4 MiB; tracemalloc of the serial handler found nothing else growing)."""
 GROWTH_LIMIT_MIB = 3.0
 
 
