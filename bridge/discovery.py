@@ -9,6 +9,7 @@ Key names and rules follow Home Assistant's MQTT documentation:
   cover:         https://www.home-assistant.io/integrations/cover.mqtt/
   light (json):  https://www.home-assistant.io/integrations/light.mqtt/#json-schema
   switch:        https://www.home-assistant.io/integrations/switch.mqtt/
+  select:        https://www.home-assistant.io/integrations/select.mqtt/ (options: required, static)
   entity naming: https://developers.home-assistant.io/docs/core/entity/#entity-naming
   default_entity_id (object_id deprecated in 2025.10, removed in 2026.4):
                  https://www.home-assistant.io/integrations/sensor.mqtt/#default_entity_id
@@ -25,27 +26,39 @@ import logging
 import random
 import re
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from bridge.context import BridgeContext, Feature
-from bridge.ha_payloads import ha_cover_state, ha_light_state
+from bridge.ha_payloads import ha_component, ha_cover_state, ha_light_state
 from shared.config import DeviceSpec, Settings
-from shared.devices import DEVICE_TABLE, HaSensor
+from shared.devices import DeviceType, device_type
 from shared.topics import Topics
 
 log = logging.getLogger(__name__)
 
-# sensor: device_class -> unit; they must fit each other (sensor.mqtt / sensor device classes).
-# The registry (shared/devices.py) says it for every property of a type whose component is a
-# sensor. Our sound level is dBFS: no device class (it is no sound pressure), its own unit.
-SENSORS: dict[str, list[tuple[str, str, HaSensor]]] = {
-    # device type: [(property, object id suffix, how HA shows it)]; the main property has no suffix
-    entry.name: [(prop.name, "" if prop is entry.main else f"_{prop.name}", prop.ha)
-                 for prop in entry.properties if prop.ha is not None]
-    for entry in DEVICE_TABLE if entry.ha_component == "sensor"
-}
 _ID_OK = re.compile(r"[^a-zA-Z0-9_-]")
+MODEL_COMMAND = "model"
+"""The automation's model select sends the version picked to ``<root>/ha/<switch>/model``."""
+MAX_MODEL_OPTIONS = 50
+"""Options the model select carries at most, whatever the state says (ml_inference offers 20):
+the select's discovery message is re-sent whenever they change, so it stays small."""
+
+
+def model_options(state: Mapping[str, Any] | None) -> list[str]:
+    """The model versions an automation's switch state offers (``models``), as select options."""
+    offered = (state or {}).get("models")
+    if not isinstance(offered, list):
+        return []
+    return [v for v in offered if isinstance(v, str) and 0 < len(v) <= 64][-MAX_MODEL_OPTIONS:]
+
+
+def _classes(device_class: str | None, unit: str | None = None, state_class: str | None = None) -> dict[str, Any]:
+    """The class keys the registry gives an entity; a key it leaves out is not published at all
+    (no class rather than a wrong one: our dBFS sound level is no sound pressure)."""
+    keys = {"device_class": device_class, "unit_of_measurement": unit, "state_class": state_class}
+    return {key: value for key, value in keys.items() if value is not None}
 
 
 def object_id(text: str) -> str:
@@ -150,55 +163,100 @@ class DiscoveryBuilder:
         payload.update(self.availability(spec))
         return payload
 
-    def entities(self, spec: DeviceSpec) -> list[tuple[str, str, dict[str, Any]]]:
-        """[(component, object id, payload)] for one of our devices."""
-        uid = object_id(f"{self.settings.instance_id}_{spec.device_id}")
-        t = self.topics
-        d = spec.device_id
-        if spec.type in SENSORS:
-            out = []
-            for prop, suffix, ha in SENSORS[spec.type]:
-                payload = self._base(spec, "sensor", uid + suffix, prop if suffix else "")
-                payload.update(state_topic=t.state_property(d, prop), unit_of_measurement=ha.unit)
-                payload.update({k: v for k, v in (("device_class", ha.device_class), ("state_class", ha.state_class))
-                                if v is not None})  # no class at all rather than a wrong one (dBFS)
-                out.append(("sensor", uid + suffix, payload))
-            return out
-        if spec.type == "motion":
-            payload = self._base(spec, "binary_sensor", uid)
-            payload.update(state_topic=t.state_property(d, "motion"), device_class="motion",
-                           payload_on="true", payload_off="false")
-            return [("binary_sensor", uid, payload)]
-        if spec.type == "window":
-            payload = self._base(spec, "cover", uid)
-            # state_topic: opening/closing/open/closed/stopped from moving and target (ha_cover_state);
-            # without it HA calls a window that is still moving "open" at every step.
-            payload.update(device_class="window", command_topic=t.ha_command(d, "set"),
-                           payload_open="OPEN", payload_close="CLOSE", payload_stop="STOP",
-                           set_position_topic=t.ha_command(d, "position"),
-                           position_topic=t.state_property(d, "position"),
-                           position_open=100, position_closed=0, state_topic=t.ha_state(d),
-                           state_open="open", state_opening="opening", state_closed="closed",
-                           state_closing="closing", state_stopped="stopped")
-            return [("cover", uid, payload)]
-        if spec.type == "led":
-            payload = self._base(spec, "light", uid)
-            payload.update(schema="json", command_topic=t.ha_command(d, "set"), state_topic=t.ha_state(d),
-                           brightness=True, supported_color_modes=["rgb"])
-            return [("light", uid, payload)]
-        if spec.type == "switch":
-            payload = self._base(spec, "switch", uid)
-            payload.update(command_topic=t.ha_command(d, "set"), state_topic=t.state_property(d, "state"),
-                           payload_on="ON", payload_off="OFF", state_on="on", state_off="off")
-            return [("switch", uid, payload)]
-        return []
+    def entities(self, spec: DeviceSpec,
+                 state: Mapping[str, Any] | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+        """[(component, object id, payload)] for one of our devices (``state``: its latest, which
+        an automation's model select takes its options from).
 
-    def configs(self) -> dict[str, dict[str, Any]]:
+        The registry (shared/devices.py) says which component a type is and with which
+        device_class, unit and state_class; the payload's shape per component is written here."""
+        try:
+            entry = device_type(spec.type)
+        except KeyError:
+            return []
+        uid = object_id(f"{self.settings.instance_id}_{spec.device_id}")
+        shape = self._SHAPES.get(entry.ha_component)
+        if shape is None:
+            return []
+        if entry.ha_component == "sensor":
+            return shape(self, spec, entry, uid)
+        payload = self._base(spec, entry.ha_component, uid)
+        payload.update(_classes(entry.ha_device_class))
+        payload.update(shape(self, spec, entry))
+        out = [(entry.ha_component, uid, payload)]
+        if spec.automation:
+            out += [self.model_select(spec, state), self._model_error(spec, uid)]
+        return out
+
+    def model_select(self, spec: DeviceSpec, state: Mapping[str, Any] | None) -> tuple[str, str, dict[str, Any]]:
+        """The model version an automation uses, to pick from (a rollback): options are the
+        versions its state offers (empty until ml_inference has said), the state is ``model``."""
+        uid = object_id(f"{self.settings.instance_id}_{spec.device_id}_model")
+        payload = self._base(spec, "select", uid, "model")
+        t, d = self.topics, spec.device_id
+        payload.update(command_topic=t.ha_command(d, MODEL_COMMAND), state_topic=t.state_property(d, "model"),
+                       options=model_options(state), entity_category="config")
+        return "select", uid, payload
+
+    def _model_error(self, spec: DeviceSpec, uid: str) -> tuple[str, str, dict[str, Any]]:
+        """The active model's validation error (mean absolute error in position points)."""
+        payload = self._base(spec, "sensor", f"{uid}_model_error", "model error")
+        payload.update(state_topic=self.topics.state_property(spec.device_id, "model_error"),
+                       unit_of_measurement="%", state_class="measurement", suggested_display_precision=1,
+                       entity_category="diagnostic")
+        return "sensor", f"{uid}_model_error", payload
+
+    def _sensors(self, spec: DeviceSpec, entry: DeviceType, uid: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """One sensor entity per property the registry shows in HA; the main one has no suffix."""
+        out = []
+        for prop in entry.properties:
+            if prop.ha is None:
+                continue
+            suffix = "" if prop is entry.main else f"_{prop.name}"
+            payload = self._base(spec, "sensor", uid + suffix, prop.name if suffix else "")
+            payload.update(state_topic=self.topics.state_property(spec.device_id, prop.name))
+            payload.update(_classes(prop.ha.device_class, prop.ha.unit, prop.ha.state_class))
+            out.append(("sensor", uid + suffix, payload))
+        return out
+
+    def _binary_sensor(self, spec: DeviceSpec, entry: DeviceType) -> dict[str, Any]:
+        # Booleans are published as bare "true"/"false" on the per-property topic.
+        return {"state_topic": self.topics.state_property(spec.device_id, entry.main.name),
+                "payload_on": "true", "payload_off": "false"}
+
+    def _cover(self, spec: DeviceSpec, entry: DeviceType) -> dict[str, Any]:
+        t, d = self.topics, spec.device_id
+        # state_topic: opening/closing/open/closed/stopped from moving and target (ha_cover_state);
+        # without it HA calls a window that is still moving "open" at every step.
+        return {"command_topic": t.ha_command(d, "set"),
+                "payload_open": "OPEN", "payload_close": "CLOSE", "payload_stop": "STOP",
+                "set_position_topic": t.ha_command(d, "position"),
+                "position_topic": t.state_property(d, "position"),
+                "position_open": 100, "position_closed": 0, "state_topic": t.ha_state(d),
+                "state_open": "open", "state_opening": "opening", "state_closed": "closed",
+                "state_closing": "closing", "state_stopped": "stopped"}
+
+    def _light(self, spec: DeviceSpec, entry: DeviceType) -> dict[str, Any]:
+        t, d = self.topics, spec.device_id
+        return {"schema": "json", "command_topic": t.ha_command(d, "set"), "state_topic": t.ha_state(d),
+                "brightness": True, "supported_color_modes": ["rgb"]}
+
+    def _switch(self, spec: DeviceSpec, entry: DeviceType) -> dict[str, Any]:
+        t, d = self.topics, spec.device_id
+        return {"command_topic": t.ha_command(d, "set"), "state_topic": t.state_property(d, entry.main.name),
+                "payload_on": "ON", "payload_off": "OFF", "state_on": "on", "state_off": "off"}
+
+    _SHAPES: dict[str, Callable[..., Any]] = {"sensor": _sensors, "binary_sensor": _binary_sensor,
+                                              "cover": _cover, "light": _light, "switch": _switch}
+    """The payload shape of each Home Assistant component a registry type may name."""
+
+    def configs(self, states: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+        """``states``: device id -> its latest state, where known (the model select's options)."""
         out = {}
         for spec in self.settings.devices:
             if not spec.enabled:
                 continue
-            for component, oid, payload in self.entities(spec):
+            for component, oid, payload in self.entities(spec, (states or {}).get(spec.device_id)):
                 out[self.topics.ha_config(component, oid)] = payload
         # The only entity of its HA device is that device's main feature: name null, so HA shows
         # the device's name alone (an HTTP sensor that measures one thing).
@@ -223,6 +281,7 @@ class DiscoveryFeature(Feature):
         self._jitter = jitter_s
         self._memory = Path(ctx.settings.data_dir) / "ha_discovery.json"
         self._cleaned = False
+        self._options: dict[str, list[str]] = {}  # automation switch -> the model options HA was given
         self._timer: threading.Timer | None = None
         self.announcements = 0
         ctx.bus.on("mqtt_connected", self._schedule)
@@ -244,7 +303,9 @@ class DiscoveryFeature(Feature):
     def announce(self) -> None:
         if not self.ctx.mqtt_connected:
             return
-        configs = self.builder.configs()
+        states = {d: r.state for d, r in self.ctx.devices.items()}
+        configs = self.builder.configs(states)
+        self._options = {d: model_options(states.get(d)) for d in states}
         if not self._cleaned:
             self._remove_stale(set(configs))
         for topic, payload in configs.items():
@@ -275,9 +336,32 @@ class DiscoveryFeature(Feature):
         record = self.ctx.devices.get(device_id)
         if record is None:
             return
-        if record.type == "led":
+        self._model_options(device_id, record.state)
+        component = ha_component(record.type)
+        if component == "light":
             self.ctx.publish_state(self.ctx.topics.ha_state(device_id), ha_light_state(record.state))
-        elif record.type == "window":
+        elif component == "cover":
             state = ha_cover_state(record.state)
             if state is not None:
                 self.ctx.publish_state(self.ctx.topics.ha_state(device_id), state)
+
+    def _model_options(self, device_id: str, state: Mapping[str, Any]) -> None:
+        """Home Assistant reads a select's options from its discovery message only: when an
+        automation's versions change (a model was trained), its select is announced again —
+        one message, only then. The model is sent again after it, since a state HA got before
+        the new options would have been refused as an unknown option."""
+        options = model_options(state)
+        if self._options.get(device_id, []) == options or not self.ctx.mqtt_connected:
+            return
+        try:
+            spec = self.ctx.settings.device(device_id)
+        except KeyError:
+            return
+        if not spec.automation or not spec.enabled:
+            return
+        self._options[device_id] = options
+        component, oid, payload = self.builder.model_select(spec, state)
+        self.ctx.publish_retained_live(self.ctx.topics.ha_config(component, oid), payload)
+        log.info("Home Assistant discovery: %s offers %d model versions", device_id, len(options))
+        if isinstance(state.get("model"), str):
+            self.ctx.publish_state(self.ctx.topics.state_property(device_id, "model"), state["model"])

@@ -5,29 +5,38 @@ A pure module shared by two bridge features (discovery publishes the light state
 feature translates HA's commands), so that neither feature imports the other.
 Payload rules: https://www.home-assistant.io/integrations/cover.mqtt/,
 https://www.home-assistant.io/integrations/light.mqtt/#json-schema,
-https://www.home-assistant.io/integrations/switch.mqtt/
+https://www.home-assistant.io/integrations/switch.mqtt/,
+https://www.home-assistant.io/integrations/select.mqtt/ (the option's text is the command payload)
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from shared import jsonio
+from shared.devices import COLOR, REGISTRY
 
 
 class HaCommandError(ValueError):
     """A Home Assistant command payload we cannot carry out; the message says why."""
 
 
+def ha_component(device_type: str) -> str | None:
+    """The Home Assistant component a device type is announced as (the registry says), or None."""
+    entry = REGISTRY.get(device_type)
+    return entry.ha_component if entry is not None else None
+
+
 def translate_ha_command(device_type: str, which: str, payload: bytes) -> dict[str, Any]:
-    """Home Assistant's command payload -> contract command ``values``."""
+    """Home Assistant's command payload -> contract command ``values``. The payload's shape is
+    the component's (cover, switch, light) the type is announced as."""
     text = payload.decode("utf-8", errors="replace").strip()
-    if device_type == "window" and which == "set":
+    component = ha_component(device_type)
+    if component == "cover" and which == "set":
         mapping = {"OPEN": {"position": 100}, "CLOSE": {"position": 0}, "STOP": {"stop": True}}
         if text not in mapping:
             raise HaCommandError(f"cover command {text[:40]!r} is not OPEN, CLOSE or STOP")
         return mapping[text]
-    if device_type == "window" and which == "position":
+    if component == "cover" and which == "position":
         try:
             position = int(float(text))
         except (ValueError, OverflowError):  # "nan"; "inf" and "1e400" overflow an int
@@ -35,11 +44,15 @@ def translate_ha_command(device_type: str, which: str, payload: bytes) -> dict[s
         if not 0 <= position <= 100:
             raise HaCommandError(f"cover position {position} is outside 0..100")
         return {"position": position}
-    if device_type == "switch" and which == "set":
+    if which == "model":  # an automation's model select (bridge/discovery.py): the option picked, as it is
+        if not text:
+            raise HaCommandError("model select command is empty")
+        return {"model": text}
+    if component == "switch" and which == "set":
         if text not in ("ON", "OFF"):
             raise HaCommandError(f"switch command {text[:40]!r} is not ON or OFF")
         return {"state": text.lower()}
-    if device_type == "led" and which == "set":
+    if component == "light" and which == "set":
         try:
             doc = jsonio.loads_input(text)
         except ValueError:  # malformed, or nested deeper than any light command
@@ -76,7 +89,7 @@ def ha_light_state(state: dict[str, Any]) -> dict[str, Any]:
     if isinstance(state.get("brightness"), (int, float)):
         out["brightness"] = int(state["brightness"])
     color = state.get("color")
-    if isinstance(color, str) and re.fullmatch(r"#[0-9a-fA-F]{6}", color):
+    if isinstance(color, str) and COLOR.match(color):
         out["color_mode"] = "rgb"
         out["color"] = {"r": int(color[1:3], 16), "g": int(color[3:5], 16), "b": int(color[5:7], 16)}
     return out

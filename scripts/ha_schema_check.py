@@ -35,7 +35,9 @@ def dump() -> int:
                                 "type": "switch", "source": {"automation": "living_window_auto"}})
     settings = settings_from_dict(document, {"INSTANCE_NAME": document["instance_id"], "DATA_DIR": "/nonexistent"})
     m = settings.mqtt
-    configs = DiscoveryBuilder(settings, Topics(m.base_topic, settings.instance_id, m.ha_prefix)).configs()
+    # Its model select with options, as once ml_inference has said which versions it keeps.
+    states = {"living_window_auto_switch": {"models": ["window-v1:45b98a2cdb34", "window-v1:0123456789ab"]}}
+    configs = DiscoveryBuilder(settings, Topics(m.base_topic, settings.instance_id, m.ha_prefix)).configs(states)
     json.dump(configs, sys.stdout, indent=1, ensure_ascii=False)
     return 0
 

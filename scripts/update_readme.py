@@ -1,5 +1,5 @@
 """Regenerate what is written from the device-type registry and the schema (`make docs`):
-the schema's device-type parts, manifest.json's device_types, docs/architecture.md's table of
+the schema's device-type parts, manifest.json's device_types, setup.json's board parts, docs/architecture.md's table of
 device types and README.md's config reference (shared/generated.py says which parts)."""
 from __future__ import annotations
 

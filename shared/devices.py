@@ -14,7 +14,8 @@ A logical device has one ``type``; its entry here fixes everything the programs 
 
 What is generated from this table (``make docs``; a test fails when a copy is stale): the
 ``type`` enum and the automation ``sensors`` of shared/instance.schema.json, manifest.json's
-``device_types``, and the device-type tables of README.md and docs/architecture.md.
+``device_types``, setup.json's board-part checkboxes and devices (``BOARD_PARTS``), and the
+device-type tables of README.md and docs/architecture.md.
 ``normalize_command`` returns command values in their canonical form (``"on"``/``"off"``,
 lowercase colours, whole-percent positions), so handlers map them without re-validating.
 """
@@ -31,7 +32,7 @@ from shared.logs import clip, excerpt
 INTERVAL_RANGE_S = (0.1, 86_400.0)
 """Seconds between readings a sensor command may set (the firmware takes 1 ms .. 1 day)."""
 BLINK_DEFAULT_MS = 500
-COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+COLOR = re.compile(r"\A#[0-9a-fA-F]{6}\Z")  # \Z: "$" would let a trailing newline through
 """A colour as every program writes it: ``#rrggbb``."""
 ON_WORDS = frozenset({"on", "true", "1", "yes", "open", "detected", "active"})
 OFF_WORDS = frozenset({"off", "false", "0", "no", "closed", "clear", "inactive", "idle"})
@@ -121,9 +122,24 @@ def _blink(name: str, value: Any) -> int:
     return value
 
 
+MODEL_VERSION = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
+"""A model version as ml_inference names one (``window-v1:<sha12>``) or its ``<sha12>`` alone."""
+
+
+def _model_version(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not MODEL_VERSION.match(value.strip()):
+        raise _invalid(f"{name} must be a model version like \"window-v1:45b98a2cdb34\" (GET /models on "
+                       f"ml_inference lists them), got {excerpt(value)}")
+    return value.strip()
+
+
 Rule = Callable[[str, Any], Any]
 SENSOR_COMMANDS: Mapping[str, Rule] = {"interval": _interval}
 """What every sensor type takes: a reading period, or nothing at all (a reading now)."""
+AUTOMATION_COMMANDS: Mapping[str, Rule] = {"model": _model_version}
+"""What a device whose source is a window automation (its ``switch``) takes besides its type's
+commands: ``model``, the model version ml_inference should use (a rollback, docs/automation.md).
+Whether that version exists is ml_inference's to say; here only its shape is checked."""
 
 
 # --------------------------------------------------------------------------- the table's shapes
@@ -274,6 +290,30 @@ DEVICE_TABLE: tuple[DeviceType, ...] = (
                {"state": _on_off}),
 )
 
+@dataclass(frozen=True)
+class BoardPart:
+    """A part an ESP32 board may carry, as the setup flow (setup.json, generated) asks for it:
+    one checkbox (``answer``), and the devices a "yes" gives the board."""
+
+    answer: str
+    label: str
+    default: bool
+    devices: tuple[tuple[str, str, str], ...]
+    """(device type, device id suffix after the board id, name after the room)."""
+
+
+BOARD_PARTS: tuple[BoardPart, ...] = (
+    BoardPart("has_climate", "Temperature and humidity sensor (DHT22/BME280)", True,
+              (("temperature", "temperature", "temperature"), ("humidity", "humidity", "humidity"))),
+    BoardPart("has_motion", "PIR motion sensor", True, (("motion", "motion", "motion"),)),
+    BoardPart("has_sound", "I2S microphone (sound level)", True, (("sound_level", "sound", "sound level"),)),
+    BoardPart("has_battery", "Battery (voltage divider on an ADC pin)", False,
+              (("battery", "battery", "board battery"),)),
+    BoardPart("has_co2", "CO2 sensor (Sensirion SCD40, I2C)", False, (("co2", "co2", "CO2"),)),
+    BoardPart("has_window", "Window motor (servo)", True, (("window", "window", "window"),)),
+    BoardPart("has_led", "Status LED", True, (("led", "led", "LED"),)),
+)
+
 DEVICE_TYPES: tuple[str, ...] = tuple(t.name for t in DEVICE_TABLE)
 REGISTRY: Mapping[str, DeviceType] = {t.name: t for t in DEVICE_TABLE}
 SENSOR_TYPES = frozenset(t.name for t in DEVICE_TABLE if t.reading)
@@ -303,20 +343,30 @@ def automation_inputs() -> dict[str, tuple[str, AutomationInput]]:
 # --------------------------------------------------------------------------- commands
 
 
-def command_keys(device_type: str) -> tuple[str, ...]:
-    """The value names a device type's commands take (empty: it takes none)."""
-    return tuple(sorted(COMMAND_RULES.get(device_type, {})))
+def command_rules(device_type: str, automation: bool = False) -> Mapping[str, Rule] | None:
+    """The commands a device takes: its type's, plus AUTOMATION_COMMANDS when its source is a
+    window automation. None: it takes no commands."""
+    rules = COMMAND_RULES.get(device_type)
+    if automation and rules is not None:
+        return {**rules, **AUTOMATION_COMMANDS}
+    return rules
 
 
-def normalize_command(device_type: str, values: Any) -> dict[str, Any]:
+def command_keys(device_type: str, automation: bool = False) -> tuple[str, ...]:
+    """The value names a device's commands take (empty: it takes none)."""
+    return tuple(sorted(command_rules(device_type, automation) or {}))
+
+
+def normalize_command(device_type: str, values: Any, automation: bool = False) -> dict[str, Any]:
     """The canonical values of a command for ``device_type``, or :class:`InvalidCommand`.
 
     A sensor takes ``interval`` or nothing at all (an empty command asks for a reading now);
     a window takes ``position`` 0..100 or ``stop``; an LED ``state``/``color``/``brightness``/``blink``.
+    ``automation``: the device's source is a window automation (its switch also takes ``model``).
     """
     if not isinstance(values, Mapping):
         raise _invalid(f"values must be an object, e.g. {{\"state\": \"on\"}}, not {type(values).__name__}")
-    rules = COMMAND_RULES.get(device_type)
+    rules = command_rules(device_type, automation)
     if rules is None:
         raise InvalidCommand(UNSUPPORTED, f"a {device_type} device takes no commands")
     accepted = sorted(rules)

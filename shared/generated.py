@@ -7,6 +7,8 @@ cannot be added in shared/devices.py without its schema enum, manifest entry and
 * shared/instance.schema.json: ``$defs.device.properties.type.enum`` and the window automation's
   ``sensors`` (which roles exist, which are required);
 * manifest.json: ``device_types``;
+* setup.json (the IoT2MQTT setup flow): the board step's part checkboxes and the devices the
+  answers give the board, from ``BOARD_PARTS`` (the rest of the flow is hand-made);
 * docs/architecture.md: the table of "Device types and their state";
 * README.md: the config reference (shared/reference.py, from the schema).
 """
@@ -18,11 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from shared.devices import DEVICE_TABLE, DEVICE_TYPES, DeviceType, automation_inputs
+from shared.devices import BOARD_PARTS, DEVICE_TABLE, DEVICE_TYPES, DeviceType, automation_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "shared" / "instance.schema.json"
 MANIFEST = ROOT / "manifest.json"
+SETUP = ROOT / "setup.json"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 README = ROOT / "README.md"
 
@@ -56,6 +59,45 @@ def manifest_text(current: str) -> str:
     text, found = _MANIFEST_TYPES.subn(lambda m: m.group(1) + line, current)
     if found != 1:
         raise ValueError('manifest.json needs one line "device_types": [...], for the registry to fill')
+    return text
+
+
+def setup_checkboxes() -> list[dict[str, Any]]:
+    """The board step's fields that ask which parts the board carries."""
+    return [{"type": "checkbox", "name": part.answer, "label": part.label, "default": part.default}
+            for part in BOARD_PARTS]
+
+
+def setup_devices() -> list[dict[str, Any]]:
+    """The instance's devices, each enabled by the answer to its part's checkbox."""
+    board, area = "{{ form.board.board_id }}", "{{ form.board.area }}"
+    return [{"device_id": f"{board}_{suffix}", "name": f"{area} {name}", "type": type_name, "area": area,
+             "enabled": f"{{{{ form.board.{part.answer} }}}}", "source": {"board": board}}
+            for part in BOARD_PARTS for type_name, suffix, name in part.devices]
+
+
+def _replace_lines(text: str, belongs: Callable[[str], bool], items: list[dict[str, Any]], what: str) -> str:
+    """Replace the one run of lines ``belongs`` picks with one JSON line per item, keeping the
+    run's indent and whether its last line ends with a comma."""
+    lines = text.splitlines(keepends=True)
+    picked = [i for i, line in enumerate(lines) if belongs(line)]
+    if not picked or picked != list(range(picked[0], picked[-1] + 1)):
+        raise ValueError(f"setup.json needs {what} as one run of lines, one per line, for the registry to fill")
+    first, last = lines[picked[0]], lines[picked[-1]]
+    indent = first[:len(first) - len(first.lstrip())]
+    ending = "," if last.rstrip().endswith(",") else ""
+    new = [indent + json.dumps(item, ensure_ascii=False) + ("," if n < len(items) - 1 else ending) + "\n"
+           for n, item in enumerate(items)]
+    return "".join(lines[:picked[0]] + new + lines[picked[-1] + 1:])
+
+
+def setup_text(current: str) -> str:
+    """setup.json keeps its hand-made layout; the part checkboxes and the board's devices are written."""
+    text = _replace_lines(current, lambda line: '"type": "checkbox", "name": "has_' in line, setup_checkboxes(),
+                          "the board's part checkboxes")
+    text = _replace_lines(text, lambda line: line.lstrip().startswith('{"device_id": "{{ form.board.board_id }}_'),
+                          setup_devices(), "the board's devices")
+    json.loads(text)  # still one JSON document
     return text
 
 
@@ -118,6 +160,7 @@ def readme_text(current: str) -> str:
 GENERATED: dict[Path, Callable[[str], str]] = {
     SCHEMA: schema_text,
     MANIFEST: manifest_text,
+    SETUP: setup_text,
     ARCHITECTURE: architecture_text,
     README: readme_text,  # last: the config reference reads the schema written above
 }

@@ -7,14 +7,20 @@ and whatever it has beyond devices (boards, endpoints, the model).
 """
 from __future__ import annotations
 
-from typing import Any, Protocol
+import atexit
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from flask import Flask, Response, request
 
 from shared.commands import Command, decode_payload, parse_command
 from shared.error_log import ErrorLog
+from shared.metrics import Metrics
 from shared.sse import EventPublisher
-from shared.web import json_response
+from shared.web import json_response, service_app
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 
 class HandlerDevices(Protocol):
@@ -30,6 +36,38 @@ class HandlerDevices(Protocol):
     def fresh_view(self, device_id: str) -> dict[str, Any]: ...
 
     def command(self, device_id: str, command: Command) -> dict[str, Any]: ...
+
+
+class HandlerService(HandlerDevices, Protocol):
+    """A handler service's domain core as its app builds it: the shared routes' devices, its
+    metrics, and a life cycle (``start()`` returns the core, started)."""
+
+    metrics: Metrics
+
+    def start(self) -> Any: ...
+
+    def stop(self) -> None: ...
+
+
+Core = TypeVar("Core", bound=HandlerService)
+
+
+def handler_app(import_name: str, service_name: str, settings: Settings, core: Core | None,
+                build: Callable[[Settings], Core]) -> tuple[Flask, Core]:
+    """The app every handler service's ``create_app`` starts from, and its core.
+
+    Without ``core`` one is built from ``settings``, started, and stopped at exit (its event
+    streams end, its ports close); a core passed in is used as it is (the caller starts and stops
+    it). The app has every service's answers (shared/web.py ``service_app``) and the shared
+    routes; the service adds ``/health`` and its own."""
+    if core is None:
+        core = build(settings)
+        core.start()
+        atexit.register(core.stop)
+    app = service_app(import_name, settings, core.errors, core.metrics)
+    app.extensions[service_name] = core
+    install_handler_api(app, core)
+    return app, core
 
 
 def command_body() -> Command:

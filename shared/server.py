@@ -1,10 +1,11 @@
 """How services are served.
 
-``serve()`` is what every ``python -m services.<name>`` calls: the Flask app served by
-gunicorn's gthread worker in the program's own process, without gunicorn's master (one
-interpreter per service, not two: docs/architecture.md, "Memory"; supervisord restarts a
-program that dies, as the master restarted its worker), with a pool of threads big enough for
-the SSE clients, each of which holds a thread for as long as it is connected.
+``main()`` is what every ``python -m services.<name>`` runs: its settings loaded (or the program
+ends naming what is wrong), then ``serve()``: the Flask app served by gunicorn's gthread worker
+in the program's own process, without gunicorn's master (one interpreter per service, not two:
+docs/architecture.md, "Memory"; supervisord restarts a program that dies, as the master
+restarted its worker), with a pool of threads big enough for the SSE clients, each of which
+holds a thread for as long as it is connected.
 No client can take every thread: a request reaches a thread only once it has arrived whole
 (``WholeRequestWorker``), and event streams are bounded well below the thread count, with
 slots kept for the connector's own followers (``stream_slots``, ``shared.sse.StreamSlots``).
@@ -584,6 +585,15 @@ def serve(app_factory: Callable[[Any], Any], settings: Any, service_name: str,
         worker.tmp.close()
         for listener in listeners:
             listener.close()
+
+
+def main(service_name: str, app_factory: Callable[[Any], Any]) -> int:
+    """``python -m services.<service_name>``: load the instance's settings (a config error ends
+    the program with its message) and serve ``app_factory(settings)`` until stopped."""
+    from shared.config import load_settings_or_exit
+
+    serve(app_factory, load_settings_or_exit(service_name), service_name)
+    return 0
 
 
 class _ConnectionTrackingServer(ThreadedWSGIServer):

@@ -3,11 +3,7 @@ pretty for curl, the ``X-Instance-Id`` header, ``/health`` and ``/metrics`` buil
 The only Flask in shared/ besides handler_api.py and server.py: the domain cores below the apps
 keep their ``ErrorLog`` (shared/error_log.py) and ``Metrics`` (shared/metrics.py) without it.
 
-    app = Flask(__name__)
-    install_error_handlers(app, error_log)
-    install_instance_header(app, settings.instance_id)
-    install_api_token(app, settings.api_token)
-    install_metrics(app, metrics)
+    app = service_app(__name__, settings, error_log, metrics)   # errors, instance, token, /metrics
     raise NotFound("UNKNOWN_DEVICE", "No device 'x'.", known=["t1"])   # in a core or a route: a JSON 404
 """
 from __future__ import annotations
@@ -16,7 +12,7 @@ import json
 import logging
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, has_request_context, request
 from werkzeug.exceptions import HTTPException
@@ -31,6 +27,9 @@ from shared.identity import INSTANCE_HEADER
 from shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from shared.metrics import Metrics
 from shared.sse import OWN_FOLLOWER_ENVIRON
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -206,3 +205,15 @@ def install_metrics(app: Flask, metrics: Metrics) -> None:
         return Response(metrics.exposition(), mimetype=METRICS_CONTENT_TYPE)
 
     app.add_url_rule("/metrics", "metrics", _metrics, methods=["GET"])
+
+
+def service_app(import_name: str, settings: Settings, error_log: ErrorLog | None, metrics: Metrics) -> Flask:
+    """A service's Flask app with what every service's answers share: JSON errors (recorded in
+    ``error_log``), the instance header, the API token on state-changing calls, ``/metrics``.
+    The service adds its own routes."""
+    app = Flask(import_name)
+    install_error_handlers(app, error_log)
+    install_instance_header(app, settings.instance_id)
+    install_api_token(app, settings.api_token)
+    install_metrics(app, metrics)
+    return app

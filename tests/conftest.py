@@ -61,7 +61,7 @@ def fresh_mosquitto() -> Iterator[MosquittoBroker]:
 @pytest.fixture(params=sorted(BROKERS))
 def any_broker(request) -> Iterator:
     """A fresh broker of the test's own, once per real broker the contract is tested against
-    (Mosquitto, nats-server's MQTT gateway; tests/support/broker.py). A module uses it by
+    (Mosquitto, nats-server's MQTT gateway; testkit/broker.py). A module uses it by
     overriding ``broker``: ``def broker(any_broker): return any_broker``."""
     broker = make_broker(request.param)
     broker.start()

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from shared.config import DEVICE_TYPES, validate_document
+from shared.devices import BOARD_PARTS
 from testkit.example import ROOT
 from testkit.setup_flow import default_answers, render_instance
 
@@ -37,6 +38,21 @@ def test_setup_flow_with_other_answers_stays_valid(board_id: str, port: str):
     assert validate_document(doc, instance_name="attic_hub") == []
     window = next(d for d in doc["devices"] if d["type"] == "window")
     assert window["enabled"] is False and window["device_id"] == f"{board_id}_window"
+
+
+@pytest.mark.parametrize("part", BOARD_PARTS, ids=lambda part: part.answer)
+def test_each_board_part_checkbox_enables_its_registry_devices(part):
+    """The setup flow's part checkboxes and the devices they enable are generated from the
+    registry's BOARD_PARTS: a "yes" enables exactly that part's devices, of registry types."""
+    flow = _flow()
+    answers = default_answers(flow)
+    answers["details"]["instance_id"] = "parts_hub"
+    answers["board"].update({other.answer: other is part for other in BOARD_PARTS})
+    doc = render_instance(flow, answers)
+    assert validate_document(doc, instance_name="parts_hub") == []
+    enabled = {(d["type"], d["device_id"]) for d in doc["devices"] if d["enabled"] is True}
+    assert enabled == {(type_name, f"esp32_{suffix}") for type_name, suffix, _ in part.devices}
+    assert all(type_name in DEVICE_TYPES for type_name, _, _ in part.devices)
 
 
 def test_setup_flow_gives_a_second_instance_its_own_ports():

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import random
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +27,6 @@ from shared.commands import (
     OFFLINE,
     REJECTED,
     TIMEOUT,
-    UNKNOWN_DEVICE,
     UNSUPPORTED,
     Command,
     CommandError,
@@ -38,6 +36,7 @@ from shared.device_table import Device, DeviceTable
 from shared.devices import SENSOR_TYPES, InvalidCommand, normalize_command
 from shared.error_log import ErrorLog
 from shared.errors import NotFound
+from shared.handler_core import HandlerCore, command_id
 from shared.logs import command_context
 from shared.metrics import Metrics
 from shared.sse import EventPublisher
@@ -95,18 +94,17 @@ def backoff_delay(interval: float, failures: int) -> float:
     return min(interval * 2 ** (failures - 1), cap)
 
 
-class HttpPoller:
+class HttpPoller(HandlerCore):
     """Endpoints in, devices out. ``start()`` begins polling; ``stop()`` ends it."""
+
+    where = "the HTTP poller"
 
     def __init__(self, settings: Settings, publisher: EventPublisher | None = None,
                  error_log: ErrorLog | None = None, metrics: Metrics | None = None,
                  workers: int = DEFAULT_WORKERS) -> None:
-        self.settings = settings
-        self.events = publisher or EventPublisher()
-        self.errors = error_log or ErrorLog(SERVICE)
-        self.metrics = metrics or Metrics(SERVICE)
-        self.devices = DeviceTable((d for d in settings.devices_of(SERVICE) if d.enabled),
-                                   source_fields=("endpoint", "key"), waiting=WAITING)
+        devices = DeviceTable((d for d in settings.devices_of(SERVICE) if d.enabled),
+                              source_fields=("endpoint", "key"), waiting=WAITING)
+        super().__init__(SERVICE, settings, devices, publisher, error_log, metrics)
         self._commanded_at: dict[str, float] = {}  # device id -> time.monotonic() of its last command
         self.session = requests.Session()
         # Polls and commands share the pool: room for every worker plus concurrent commands.
@@ -146,19 +144,6 @@ class HttpPoller:
 
     # ------------------------------------------------------------------ queries
 
-    def device(self, device_id: str) -> Device:
-        device = self.devices.get(device_id)
-        if device is None:
-            raise CommandError(UNKNOWN_DEVICE, f"No device {device_id!r} on the HTTP poller.",
-                               known=self.devices.ids())
-        return device
-
-    def sensors(self) -> list[dict[str, Any]]:
-        return self.devices.views()
-
-    def view(self, device_id: str) -> dict[str, Any]:
-        return self.devices.view(self.device(device_id))
-
     def fresh_view(self, device_id: str) -> dict[str, Any]:
         """Poll the device's endpoint now and wait briefly; the view, with ``fresh: false`` and
         the reason when the endpoint could not answer in time."""
@@ -173,11 +158,7 @@ class HttpPoller:
                 error = f"{TIMEOUT}: no answer from endpoint {endpoint.endpoint_id} within {seconds(wait)}"
             elif not device.online:
                 error = f"{device.problem or OFFLINE}: {device.reason}"
-        view = self.devices.view(device)
-        view["fresh"] = error is None
-        if error:
-            view["fresh_error"] = error
-        return view
+        return self._fresh(device, error)
 
     def endpoint_views(self) -> list[dict[str, Any]]:
         return [self._endpoint_view(e) for e in self.endpoints.values()]
@@ -211,7 +192,7 @@ class HttpPoller:
     def command(self, device_id: str, command: Command) -> dict[str, Any]:
         """Carry out a device command; ``{"status": "success", "cmd_id", "result"}`` or CommandError."""
         device = self.device(device_id)
-        cmd_id = command.cmd_id or uuid.uuid4().hex[:12]
+        cmd_id = command_id(command)
         with command_context(cmd_id):
             try:
                 normalized = normalize_command(device.spec.type, command.values)
@@ -364,10 +345,6 @@ class HttpPoller:
     def _availability(self, device: Device, online: bool, reason: str | None) -> None:
         self.events.publish("availability", {"device_id": device.spec.device_id, "online": online,
                                              "reason": reason, "endpoint": device.spec.endpoint})
-
-    def _record(self, code: str, message: str, severity: str, device_id: str | None = None, **extra: Any) -> None:
-        record = self.errors.add(code, message, severity=severity, device_id=device_id, **extra)
-        self.events.publish("error", dict(record))
 
     def _endpoint_view(self, endpoint: Endpoint) -> dict[str, Any]:
         spec = endpoint.spec

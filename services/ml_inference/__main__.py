@@ -4,8 +4,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from shared.config import Settings, load_settings_or_exit
-from shared.server import serve
+from shared.config import Settings
+from shared.server import main
 
 
 def create_app(settings: Settings) -> Any:
@@ -17,11 +17,5 @@ def create_app(settings: Settings) -> Any:
     return create(settings)
 
 
-def main() -> int:
-    settings = load_settings_or_exit("ml_inference")
-    serve(create_app, settings, "ml_inference")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("ml_inference", create_app))

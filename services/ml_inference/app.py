@@ -1,7 +1,6 @@
 """The ML inference service's REST API (docs/rest-api.md): routes only; ``MlInference`` does the work."""
 from __future__ import annotations
 
-import atexit
 from typing import Any
 
 from flask import Flask, Response, request
@@ -9,16 +8,9 @@ from flask import Flask, Response, request
 from shared import jsonio
 from shared.config import Settings
 from shared.errors import InvalidRequest
-from shared.handler_api import install_handler_api
+from shared.handler_api import handler_app
 from shared.logs import clip
-from shared.web import (
-    health_response,
-    install_api_token,
-    install_error_handlers,
-    install_instance_header,
-    install_metrics,
-    json_response,
-)
+from shared.web import health_response, json_response
 
 from .service import SERVICE, MlInference
 
@@ -31,19 +23,19 @@ def _body() -> Any:
         raise InvalidRequest("INVALID_JSON", f"The request body is not valid JSON ({clip(str(exc), 120)}).") from None
 
 
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise InvalidRequest("INVALID_VALUE", f"{name}: must be a whole number {low}..{high}, got {raw!r}", field=name)
+    return int(raw)
+
+
 def create_app(settings: Settings, service: MlInference | None = None) -> Flask:
     """The Flask app. Without ``service`` one is built from ``settings`` and started (the model
     loads in the background); a service passed in is used as it is."""
-    if service is None:
-        service = MlInference(settings).start()
-        atexit.register(service.stop)  # end the event streams on shutdown
-    app = Flask(__name__)
-    app.extensions[SERVICE] = service
-    install_error_handlers(app, service.errors)
-    install_instance_header(app, settings.instance_id)
-    install_api_token(app, settings.api_token)
-    install_metrics(app, service.metrics)
-    install_handler_api(app, service)
+    app, service = handler_app(__name__, SERVICE, settings, service, MlInference)
 
     @app.get("/health")
     def health() -> Response:
@@ -57,7 +49,39 @@ def create_app(settings: Settings, service: MlInference | None = None) -> Flask:
 
     @app.get("/model")
     def model() -> Response:
-        return json_response(service.recommender.info())
+        return json_response(service.model_info())
+
+    @app.get("/models")
+    def models() -> Response:
+        active = service.learner.versions.active()
+        return json_response({"active": active.version if active else None,
+                              "versions": [v.to_dict() for v in service.learner.versions.list()]})
+
+    @app.post("/models/<version>/activate")
+    def activate(version: str) -> Response:
+        return json_response(service.activate_model(version).to_dict())
+
+    @app.post("/train")
+    def train() -> Response:
+        service.learner.request()
+        return json_response({"queued": True, **service.learner.info()}, 202)
+
+    @app.post("/corrections")
+    def add_correction() -> Response:
+        return json_response(service.correct(_body()))
+
+    @app.get("/corrections")
+    def corrections() -> Response:
+        offset, limit = _int_arg("offset", 0, 0, 10**9), _int_arg("limit", 100, 1, 1000)
+        window = request.args.get("window") or None
+        items = service.learner.store.list(offset, limit, window)
+        return json_response({"corrections": [c.to_dict() for c in items], "offset": offset, "limit": limit,
+                              "total": service.learner.store.count(window),
+                              "invalid": dict(service.learner.store.invalid)})
+
+    @app.delete("/corrections")
+    def forget() -> Response:
+        return json_response({"deleted": service.learner.store.forget(request.args.get("window") or None)})
 
     @app.post("/model/reload")
     def model_reload() -> Response:

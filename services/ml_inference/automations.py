@@ -25,7 +25,7 @@ from shared.errors import NotFound
 from shared.sse import now_iso
 
 from .inputs import WindowInputs
-from .policy import OFF, Decision
+from .policy import HOLD, MOVE, OFF, Decision
 from .recommender import Recommendation
 
 log = logging.getLogger(__name__)
@@ -40,13 +40,20 @@ SOURCE_FIELDS = ("automation",)
 class Automation:
     """One automation's mode and what it last decided. Thread-safe."""
 
-    def __init__(self, spec: AutomationSpec, mode: str, resumed_at: float = 0.0) -> None:
+    def __init__(self, spec: AutomationSpec, mode: str, resumed_at: float = 0.0,
+                 model_facts: Callable[[], dict[str, Any]] = dict) -> None:
         self.spec = spec
         self._lock = threading.Lock()
         self._mode = OFF if spec.mode == OFF else mode
         self._resumed_at = resumed_at
         self._last: dict[str, Any] = {}
         self.evaluations = 0
+        # What a person's command is compared with (corrections.why_not_a_correction).
+        self.moment: tuple[float, str, WindowInputs] | None = None  # (evaluated at, action, inputs)
+        self.last_move_at = 0.0
+        # The active model version, its validation error and the versions to pick from (the
+        # service's: the model is one for every automation).
+        self.model_facts = model_facts
 
     @property
     def mode(self) -> str:
@@ -56,11 +63,14 @@ class Automation:
     def resumed_at(self) -> float:
         return self._resumed_at
 
-    def switch(self, on: bool) -> None:
-        """On: automatic moves (and any manual hold ends now); off: suggestions only."""
+    def check_switchable(self) -> None:
         if self.spec.mode == OFF:
             raise CommandError(REJECTED, f"automation {self.spec.automation_id} is off in the instance config "
                                "(config.window_automations[].mode); set it to auto or suggest to use its switch")
+
+    def switch(self, on: bool) -> None:
+        """On: automatic moves (and any manual hold ends now); off: suggestions only."""
+        self.check_switchable()
         with self._lock:
             self._mode = AUTO if on else SUGGEST
             if on:
@@ -69,6 +79,11 @@ class Automation:
     def record(self, decision: Decision, recommendation: Recommendation, inputs: WindowInputs) -> None:
         with self._lock:
             self.evaluations += 1
+            now = time.time()
+            if decision.action != HOLD:  # a hold is the answer to the command being judged, not the situation
+                self.moment = (now, decision.action, inputs)
+            if decision.action == MOVE:
+                self.last_move_at = now
             self._last = {"action": decision.action, "position": decision.position,
                           "model_position": round(recommendation.position, 1),
                           "confidence": round(recommendation.confidence, 3), "reason": decision.reason,
@@ -76,10 +91,14 @@ class Automation:
                           **({"held_until": decision.to_dict()["held_until"]} if decision.held_until else {})}
 
     def switch_state(self) -> dict[str, Any]:
-        """The state of the automation's switch device: on/off, the mode and the latest decision."""
+        """The state of the automation's switch device: on/off, the mode, the latest decision
+        (``recommended_by``: the version that made it) and the active model (``model``,
+        ``model_error``, ``models``)."""
+        facts = self.model_facts()
         with self._lock:
             last = {k: v for k, v in self._last.items() if k not in ("inputs", "evaluated_at", "model")}
-            return {"state": "on" if self._mode == AUTO else "off", "mode": self._mode, **last}
+            made_by = {"recommended_by": self._last["model"]} if "model" in self._last else {}
+            return {"state": "on" if self._mode == AUTO else "off", "mode": self._mode, **last, **made_by, **facts}
 
     def view(self) -> dict[str, Any]:
         with self._lock:
@@ -88,21 +107,27 @@ class Automation:
                 "sensors": dict(self.spec.sensors), "mode": self._mode, "configured_mode": self.spec.mode,
                 "min_change": self.spec.min_change, "min_position": self.spec.min_position,
                 "max_position": self.spec.max_position, "interval": self.spec.interval,
-                "manual_hold": self.spec.manual_hold, "evaluations": self.evaluations, "last": last or None}
+                "manual_hold": self.spec.manual_hold, "evaluations": self.evaluations, "last": last or None,
+                **self.model_facts()}
 
 
 class Automations:
     """Every automation of the instance, and the devices they provide (the handler API's devices)."""
 
-    def __init__(self, settings: Settings, on_state: Callable[[str, dict[str, Any]], None]) -> None:
+    def __init__(self, settings: Settings, on_state: Callable[[str, dict[str, Any]], None],
+                 model_facts: Callable[[], dict[str, Any]] = dict,
+                 use_model: Callable[[str], None] | None = None) -> None:
+        """``model_facts``: the active model for the switches' state; ``use_model``: activates a
+        version for a ``model`` command (CommandError when it cannot)."""
         self._path = settings.data_dir / STATE_FILE
+        self._use_model = use_model
         saved = _read_saved(self._path)
         self.by_id: dict[str, Automation] = {}
         for spec in settings.automations:
             entry = saved.get(spec.automation_id, {})
             mode = entry.get("mode") if entry.get("mode") in (AUTO, SUGGEST) else spec.mode
             resumed = entry.get("resumed_at") if isinstance(entry.get("resumed_at"), (int, float)) else 0.0
-            self.by_id[spec.automation_id] = Automation(spec, mode, float(resumed))
+            self.by_id[spec.automation_id] = Automation(spec, mode, float(resumed), model_facts)
         self.devices: dict[str, DeviceSpec] = {d.device_id: d for d in settings.devices_of(SERVICE)}
         self._on_state = on_state
         self._seen: dict[str, float] = {}
@@ -142,8 +167,9 @@ class Automations:
         return [self.device_view(device_id) for device_id in self.devices]
 
     def command(self, device_id: str, values: Any, cmd_id: str | None = None) -> dict[str, Any]:
-        """A switch command: ``{"state": "on"}`` (automatic moves) or ``"off"`` (suggest only); the
-        envelope (``cmd_id``) was read by shared/commands.py."""
+        """A switch command: ``{"state": "on"}`` (automatic moves) or ``"off"`` (suggest only),
+        and/or ``{"model": "<version>"}`` (use that model version: a rollback); the envelope
+        (``cmd_id``) was read by shared/commands.py."""
         spec = self.device(device_id)
         if spec.type != "switch":
             raise CommandError(UNSUPPORTED, f"{device_id} is a {spec.type} device; an automation only serves "
@@ -151,16 +177,28 @@ class Automations:
         if not spec.enabled:
             raise CommandError(OFFLINE, f"{device_id} is disabled in the instance config")
         try:
-            normalized = normalize_command("switch", values)
+            normalized = normalize_command("switch", values, automation=True)
         except InvalidCommand as exc:
             raise CommandError(exc.code, exc.message, **exc.extra) from None
         automation = self.get(spec.automation or "")
-        automation.switch(normalized["state"] == "on")
-        self._save()
-        log.info("automation %s switched %s (mode %s)", automation.spec.automation_id, normalized["state"],
-                 automation.mode)
+        if "state" in normalized:
+            automation.check_switchable()  # before the model changes: a refused command changes nothing
+        if "model" in normalized:
+            if self._use_model is None:
+                raise CommandError(UNSUPPORTED, "this service has no model versions to choose from")
+            self._use_model(normalized["model"])  # publishes every automation's state: the model is theirs
+        if "state" in normalized:
+            automation.switch(normalized["state"] == "on")
+            self._save()
+            log.info("automation %s switched %s (mode %s)", automation.spec.automation_id, normalized["state"],
+                     automation.mode)
         state = self.publish(automation)
         return {"status": "success", "cmd_id": cmd_id, "result": state}
+
+    def publish_all(self) -> None:
+        """Every automation's switches, after something all of them share changed (the model)."""
+        for automation in self.by_id.values():
+            self.publish(automation)
 
     def publish(self, automation: Automation) -> dict[str, Any]:
         """Tell the switches of ``automation`` what it is now (a state event when something

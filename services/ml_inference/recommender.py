@@ -26,6 +26,7 @@ from shared.config import MlSettings
 from shared.sse import now_iso
 
 from .inputs import WindowInputs, features
+from .learning import calibrate
 from .model import LoadedModel, ModelFileError, OutdatedDefault, load_model
 from .train import write_default
 
@@ -131,6 +132,16 @@ class Recommender:
         with self._lock:
             self._status, self._reason = status, reason
 
+    def current(self) -> LoadedModel | None:
+        return self._loaded
+
+    def use(self, loaded: LoadedModel, reason: str | None = None) -> None:
+        """Serve ``loaded`` from now on (a version the learner activated, already checked);
+        ``reason``: why the model file itself was not used, when it was not."""
+        with self._lock:
+            self._loaded, self._status, self._reason, self._loaded_at = loaded, READY, reason, now_iso()
+        log.info("model %s in use", loaded.version)
+
     # -- state
 
     @property
@@ -170,7 +181,8 @@ class Recommender:
         x = torch.tensor([features(inputs) for inputs in batch], dtype=torch.float32)
         with torch.inference_mode():
             positions, confidences = loaded.model(x)
-        results = [Recommendation(float(p), float(c), loaded.version)
+        table = loaded.trained.get("calibration")  # a learnt version's confidence calibration (learning.py)
+        results = [Recommendation(float(p), calibrate(float(c), table), loaded.version)
                    for p, c in zip(positions.tolist(), confidences.tolist(), strict=True)]
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         with self._lock:

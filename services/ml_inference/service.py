@@ -8,18 +8,25 @@ import logging
 import time
 from typing import Any
 
-from shared.commands import Command
+from shared.commands import REJECTED, Command, CommandError
 from shared.config import Settings
 from shared.devices import is_number
 from shared.error_log import ErrorLog
-from shared.errors import InvalidRequest, Unavailable
+from shared.errors import DomainError, InvalidRequest, Unavailable
 from shared.metrics import Metrics
 from shared.sse import EventPublisher
 
 from .automations import SERVICE, Automations
 from .inputs import InvalidInput, WindowInputs, parse_batch, parse_inputs
+from .learner import Learner
+from .learning_metrics import LearningMetrics
 from .policy import ManualCommand, WindowFacts, decide
 from .recommender import ModelUnavailable, Recommendation, Recommender
+from .versions import REJECTED as REJECTED_VERSION
+from .versions import ModelVersion, UnknownVersion
+
+UNKNOWN_VERSION = "UNKNOWN_VERSION"
+"""A model version ml_inference does not have (the code of REST's activate too)."""
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +42,26 @@ class MlInference:
         self.errors = ErrorLog(SERVICE)
         self.metrics = Metrics(SERVICE)
         self.recommender = Recommender(settings.ml, on_problem=self._problem)
-        self.automations = Automations(settings, on_state=self._publish_state)
         self._predictions = self.metrics.counter("predictions", "Inputs the model was asked about", ("endpoint",))
         self._inference = self.metrics.histogram(
             "inference_seconds", "Encoding and forward pass of one request",
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1))
         self._decisions = self.metrics.counter("automation_decisions", "Automation decisions", ("automation", "action"))
         self.metrics.gauge_function("model_ready", "1 when a model is loaded", lambda: float(self.recommender.ready))
+        self.learner = Learner(settings.data_dir, settings.ml.model_path, self.recommender,
+                               train_after=settings.ml.train_after, on_trained=self._trained,
+                               on_synced=lambda: self.automations.publish_all())
+        self.learning_metrics = LearningMetrics(self.metrics, self.learner)
+        self.automations = Automations(settings, on_state=self._publish_state, model_facts=self._model_facts,
+                                       use_model=self._use_model)
 
     def start(self) -> MlInference:
         self.recommender.start()
+        self.learner.start()
         return self
 
     def stop(self) -> None:
+        self.learner.stop()
         self.events.close()
 
     def health_checks(self) -> dict[str, tuple[bool, str]]:
@@ -120,10 +134,76 @@ class MlInference:
         decision = decide(automation.spec, automation.mode, recommendation, window, manual, automation.resumed_at,
                           self.settings.ml.confidence_threshold, time.time())
         automation.record(decision, recommendation, inputs)
+        self.learning_metrics.predicted(automation.spec.window, recommendation.confidence)
         self._decisions.labels(automation_id, decision.action).inc()
         self.automations.publish(automation)
         return {"automation": automation_id, "mode": automation.mode, **decision.to_dict(),
                 "recommendation": recommendation.to_dict(), "inference_ms": round(elapsed_ms, 3)}
+
+    # -- learning (learner.py)
+
+    def model_info(self) -> dict[str, Any]:
+        """``GET /model``: the model in use, its version's validation and calibration, the learning."""
+        return {**self.recommender.info(), "learning": self.learner.info()}
+
+    def correct(self, body: Any) -> dict[str, Any]:
+        """``POST /corrections``: a person's command as a sample (docs/automation.md, "Learning")."""
+        if not isinstance(body, dict):
+            raise _invalid("", "the body must be a JSON object with window (or automation), position and inputs")
+        automation = None
+        if body.get("automation") is not None:
+            automation = self.automations.get(str(body["automation"]))
+            if body.get("window") not in (None, automation.spec.window):
+                raise _invalid("window", f"automation {automation.spec.automation_id} moves "
+                                         f"{automation.spec.window}, not {body.get('window')}")
+        result = self.learner.correct(body, automation)
+        window = body.get("window") or (automation.spec.window if automation else "?")
+        self.learning_metrics.corrected(str(window), result["stored"])
+        return result
+
+    def _model_facts(self) -> dict[str, Any]:
+        """The active version, its validation error and the versions to pick from, for the
+        automations' state (so on MQTT, and Home Assistant's select). Empty before the first
+        model is recorded."""
+        versions = self.learner.versions
+        active = versions.active()
+        if active is None:
+            return {}
+        error = active.validation.get("corrections_mae")
+        return {"model": active.version, "model_error": active.validation.get("rule_mae") if error is None else error,
+                "models": versions.choices()}
+
+    def activate_model(self, version: str) -> ModelVersion:
+        """``POST /models/<version>/activate``: any version, a rejected one too (a person may know
+        better); every automation's state then names it."""
+        activated = self.learner.activate(version)
+        self.automations.publish_all()
+        return activated
+
+    def _use_model(self, label: str) -> None:
+        """A ``model`` command to an automation's switch (MQTT, Home Assistant): a version that
+        passed its checks, by full name or ``<sha12>``. A rejected one is refused with its reason
+        (the select never offers it); REST's activate is the deliberate way to use one anyway."""
+        try:
+            version = self.learner.versions.find(label)
+        except UnknownVersion:
+            raise CommandError(UNKNOWN_VERSION, f"No model version {label!r} (GET /models lists them).",
+                               status=404, known=self.learner.versions.choices()) from None
+        if version.status == REJECTED_VERSION:
+            raise CommandError(REJECTED, f"model version {version.version} was rejected when it was trained "
+                               f"({version.reason}); POST /models/{version.version}/activate on ml_inference "
+                               "uses it anyway", version=version.version, reason=version.reason)
+        try:
+            self.activate_model(version.version)
+        except DomainError as exc:  # MODEL_INVALID: the file fails its checks; the active model stays
+            raise CommandError(exc.code, exc.message, status=409, **exc.extra) from None
+        log.info("model version %s activated by a command", version.version)
+
+    def _trained(self, version: ModelVersion) -> None:
+        if version.training_s is not None:
+            self.learning_metrics.training.observe(version.training_s)
+        self.events.publish("model", version.to_dict())
+        self.automations.publish_all()  # a new active version, or a new one to pick from
 
     # -- events
 

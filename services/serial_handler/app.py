@@ -1,20 +1,11 @@
 """The serial handler's REST API (docs/rest-api.md): routes only; ``SerialHandler`` does the work."""
 from __future__ import annotations
 
-import atexit
-
 from flask import Flask
 
 from shared.config import Settings
-from shared.handler_api import command_body, install_handler_api
-from shared.web import (
-    health_response,
-    install_api_token,
-    install_error_handlers,
-    install_instance_header,
-    install_metrics,
-    json_response,
-)
+from shared.handler_api import command_body, handler_app
+from shared.web import health_response, json_response
 
 from .handler import SerialHandler
 
@@ -22,16 +13,7 @@ from .handler import SerialHandler
 def create_app(settings: Settings, handler: SerialHandler | None = None) -> Flask:
     """The Flask app. Without ``handler`` one is built from ``settings`` and started (its links
     open their ports); a handler passed in is used as it is (the caller starts and stops it)."""
-    if handler is None:
-        handler = SerialHandler(settings).start()
-        atexit.register(handler.stop)  # end the event streams and close the ports on shutdown
-    app = Flask(__name__)
-    app.extensions["serial_handler"] = handler
-    install_error_handlers(app, handler.errors)
-    install_instance_header(app, settings.instance_id)
-    install_api_token(app, settings.api_token)
-    install_metrics(app, handler.metrics)
-    install_handler_api(app, handler)
+    app, handler = handler_app(__name__, "serial_handler", settings, handler, SerialHandler)
 
     @app.get("/health")
     def health():

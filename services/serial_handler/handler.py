@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import Any
 
 from shared.commands import Command
@@ -16,13 +15,13 @@ from shared.config import Settings
 from shared.device_table import Device, DeviceTable
 from shared.error_log import ErrorLog
 from shared.errors import NotFound
+from shared.handler_core import HandlerCore, command_id
 from shared.logs import clip, command_context
 from shared.metrics import Metrics
 from shared.sse import EventPublisher
 
 from .commands import (
     OFFLINE,
-    UNKNOWN_DEVICE,
     CommandError,
     board_command,
     build_command,
@@ -46,17 +45,16 @@ FRESH_TIMEOUT = 2.0
 """Longest wait for ``?fresh=1`` (the board answers a ``read`` within milliseconds when well)."""
 
 
-class SerialHandler:
+class SerialHandler(HandlerCore):
     """Boards in, devices out. ``start()`` opens every board's link; ``stop()`` closes them."""
+
+    where = "the serial handler"
 
     def __init__(self, settings: Settings, publisher: EventPublisher | None = None,
                  error_log: ErrorLog | None = None, metrics: Metrics | None = None) -> None:
-        self.settings = settings
-        self.events = publisher or EventPublisher()
-        self.errors = error_log or ErrorLog(SERVICE)
-        self.metrics = metrics or Metrics(SERVICE)
         specs = tuple(d for d in settings.devices_of(SERVICE) if d.enabled)
-        self.devices = DeviceTable(specs, source_fields=("board",), waiting=WAITING)
+        devices = DeviceTable(specs, source_fields=("board",), waiting=WAITING)
+        super().__init__(SERVICE, settings, devices, publisher, error_log, metrics)
         self.links: dict[str, SerialLink] = {
             board.board_id: SerialLink(board, self._on_message, self._on_state,
                                        on_rejected=self._on_rejected, on_problem=self._on_problem)
@@ -84,22 +82,6 @@ class SerialHandler:
 
     # ------------------------------------------------------------------ queries
 
-    def known_ids(self) -> list[str]:
-        return self.devices.ids()
-
-    def device(self, device_id: str) -> Device:
-        device = self.devices.get(device_id)
-        if device is None:
-            raise CommandError(UNKNOWN_DEVICE, f"No device {device_id!r} on the serial handler.",
-                               known=self.known_ids())
-        return device
-
-    def sensors(self) -> list[dict[str, Any]]:
-        return self.devices.views()
-
-    def view(self, device_id: str) -> dict[str, Any]:
-        return self.devices.view(self.device(device_id))
-
     def fresh_view(self, device_id: str) -> dict[str, Any]:
         """Ask the board for a new reading (``read``), then the view; the cached view with
         ``fresh: false`` and the reason when the board cannot answer."""
@@ -114,11 +96,7 @@ class SerialHandler:
                 link.request({"type": "read"}, timeout)
             except CommandError as exc:
                 error = f"{exc.code}: {exc.message}"
-        view = self.view(device_id)
-        view["fresh"] = error is None
-        if error:
-            view["fresh_error"] = error
-        return view
+        return self._fresh(device, error)
 
     def boards(self) -> list[dict[str, Any]]:
         return [self._board_view(link) for link in self.links.values()]
@@ -137,7 +115,7 @@ class SerialHandler:
     def command(self, device_id: str, request: Command) -> dict[str, Any]:
         """Carry out a device command; ``{"status": "success", "cmd_id", "result"?}`` or CommandError."""
         device = self.device(device_id)
-        cmd_id = request.cmd_id or uuid.uuid4().hex[:12]
+        cmd_id = command_id(request)
         with command_context(cmd_id):
             command = build_command(device.spec.type, request.values)
             link = self.links.get(device.spec.board or "")
@@ -162,7 +140,7 @@ class SerialHandler:
         the protocol command's fields."""
         link = self._link(board_id)
         command = board_command(request.values)
-        cmd_id = request.cmd_id or uuid.uuid4().hex[:12]
+        cmd_id = command_id(request)
         timeout = request.timeout_s(link.board.command_timeout)
         with command_context(cmd_id):
             log.info("board command %s: %s", board_id, clip(str(command)))
@@ -255,11 +233,6 @@ class SerialHandler:
         state = self.devices.update(device, props, now)
         if state is not None:
             self.events.publish("state", {"device_id": device.spec.device_id, "state": state, **extra})
-
-    def _record(self, code: str, message: str, severity: str, device_id: str | None = None,
-                **extra: Any) -> None:
-        record = self.errors.add(code, message, severity=severity, device_id=device_id, **extra)
-        self.events.publish("error", dict(record))
 
     def _link(self, board_id: str) -> SerialLink:
         link = self.links.get(board_id)

@@ -178,14 +178,8 @@ class SerialLink:
                 self._port = None
             if self._stop.is_set():
                 break
-            was_online = self.state == ONLINE
-            self._set_state(CONNECTING, reason)
-            self._fail_pending(OFFLINE, f"board {self.board_id} went offline: {reason}")
-            log.warning("board %s offline: %s", self.board_id, reason)
-            if self._on_problem:
-                self._on_problem(self, "BOARD_OFFLINE", f"board {self.board_id} offline: {reason}")
-            if was_online:
-                self._on_state(self, False, reason)
+            self._lost(CONNECTING, reason, "BOARD_OFFLINE", f"board {self.board_id} offline: {reason}",
+                       f"board {self.board_id} went offline: {reason}")
         self._set_state(STOPPED, "stopped")
 
     def _open(self) -> serial.SerialBase | None:
@@ -268,14 +262,21 @@ class SerialLink:
             limit = max(limit, 3 * self.counters.interval_ms / 1000)  # deep sleepers are quiet by design
         if self.state in (ONLINE, OPEN) and now - self._last_line > limit:
             reason = f"silent for more than {limit:g} s"
-            was_online = self.state == ONLINE
-            self._set_state(SILENT, reason)
-            self._fail_pending(OFFLINE, f"board {self.board_id} is {reason}")
-            log.warning("board %s: %s", self.board_id, reason)
-            if self._on_problem:
-                self._on_problem(self, "BOARD_SILENT", f"board {self.board_id}: {reason}")
-            if was_online:
-                self._on_state(self, False, reason)
+            self._lost(SILENT, reason, "BOARD_SILENT", f"board {self.board_id}: {reason}",
+                       f"board {self.board_id} is {reason}")
+
+    def _lost(self, state: str, reason: str, code: str, problem: str, pending: str) -> None:
+        """The board stopped answering (its port closed, or it fell silent): commands waiting for
+        it fail ``OFFLINE`` with ``pending``, the problem is logged and recorded as ``code``, and
+        its devices go offline if it was online."""
+        was_online = self.state == ONLINE
+        self._set_state(state, reason)
+        self._fail_pending(OFFLINE, pending)
+        log.warning("%s", problem)
+        if self._on_problem:
+            self._on_problem(self, code, problem)
+        if was_online:
+            self._on_state(self, False, reason)
 
     def _line(self, item: bytes | Rejection) -> None:
         parsed = item if isinstance(item, Rejection) else parse_line(item)

@@ -3,17 +3,9 @@ from __future__ import annotations
 
 import sys
 
-from shared.config import load_settings_or_exit
-from shared.server import serve
+from shared.server import main
 
 from .app import create_app
 
-
-def main() -> int:
-    settings = load_settings_or_exit("state_aggregator")
-    serve(create_app, settings, "state_aggregator")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("state_aggregator", create_app))

@@ -11,13 +11,7 @@ from shared.commands import decode_payload
 from shared.config import DEVICE_TYPES, Settings
 from shared.errors import InvalidRequest
 from shared.metrics import Metrics
-from shared.web import (
-    install_api_token,
-    install_error_handlers,
-    install_instance_header,
-    install_metrics,
-    json_response,
-)
+from shared.web import json_response, service_app
 
 from .aggregator import SERVICE, StateAggregator
 from .history import parse_since
@@ -70,14 +64,10 @@ def create_app(settings: Settings, aggregator: StateAggregator | None = None) ->
     """The aggregator app; builds and starts a StateAggregator unless one is given."""
     aggregator = aggregator or StateAggregator(settings)
     aggregator.start()
-    app = Flask(__name__)
-    app.config["aggregator"] = aggregator
-    install_error_handlers(app, aggregator.error_log)
-    install_instance_header(app, settings.instance_id)
-    install_api_token(app, settings.api_token)
-    install_page(app)
     metrics = Metrics(SERVICE)
-    install_metrics(app, metrics)
+    app = service_app(__name__, settings, aggregator.error_log, metrics)
+    app.config["aggregator"] = aggregator
+    install_page(app)
     metrics.gauge_function("devices_online", "Devices online", lambda: aggregator.registry.counts()["online"])
     metrics.gauge_function("event_clients", "Connected /events clients",
                            lambda: aggregator.publisher.stats()["clients"])

@@ -100,6 +100,31 @@ class WindowAutomation:
     def on_command(self, spec: DeviceSpec, request: Command, cmd_id: str, status: int) -> None:
         """A command went to a device (the routing's observer): the core tells a person's from ours."""
         self._tell(self._core.on_command, spec.device_id, cmd_id, status)
+        if spec.device_id == self.spec.window:
+            with self._cond:
+                manual = self._core.status()["manual"]
+            if manual is not None and manual.get("cmd_id") == cmd_id:  # the core took it as a person's
+                self._report_correction(request)
+
+    def _report_correction(self, request: Command) -> None:
+        """A person chose a position: tell ml_inference, which decides whether it counts as a
+        correction and learns from it (docs/automation.md, "Learning from the person at the
+        window"). In a thread of its own: this runs on the command path and must not wait."""
+        position = request.values.get("position")
+        if self._ml is None or isinstance(position, bool) or not isinstance(position, (int, float)):
+            return
+        body = {"automation": self.spec.automation_id, "window": self.spec.window, "position": position,
+                "at": request.received, "source": "aggregator"}
+        ml = self._ml
+
+        def post() -> None:
+            try:
+                ml.post("/corrections", body, timeout=EVALUATE_TIMEOUT_S)
+            except (HandlerUnavailable, HandlerReplyError) as exc:
+                log.info("automation %s: correction not reported to %s (%s)", self.spec.automation_id, ML_SERVICE,
+                         exc)
+
+        threading.Thread(target=post, name=f"correction {self.spec.automation_id}", daemon=True).start()
 
     def on_service(self, service: str) -> None:
         """ml_inference went down or came back: find out now rather than at the next interval."""

@@ -14,9 +14,10 @@ from shared.commands import CommandError
 from shared.devices import InvalidCommand, normalize_command
 
 
-def validate_values(device_type: str, values: Mapping[str, Any]) -> dict[str, Any]:
-    """The canonical values, or :class:`CommandError` (400) unless this device type takes them."""
+def validate_values(device_type: str, values: Mapping[str, Any], automation: bool = False) -> dict[str, Any]:
+    """The canonical values, or :class:`CommandError` (400) unless this device type takes them
+    (``automation``: the device's source is a window automation, whose switch takes ``model`` too)."""
     try:
-        return normalize_command(device_type, values)
+        return normalize_command(device_type, values, automation)
     except InvalidCommand as exc:
         raise CommandError(exc.code, exc.message, **exc.extra) from None

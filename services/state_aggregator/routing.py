@@ -59,7 +59,7 @@ class CommandRouter:
             raise CommandError(DEVICE_DISABLED, f"{spec.device_id} is disabled in the instance config; "
                                "it takes no commands", device_id=spec.device_id)
         try:
-            validate_values(spec.type, request.values)
+            validate_values(spec.type, request.values, spec.automation is not None)
         except CommandError as exc:
             exc.extra.setdefault("device_id", spec.device_id)
             exc.extra.setdefault("type", spec.type)

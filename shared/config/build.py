@@ -40,6 +40,7 @@ def build_settings(doc: dict[str, Any], env: Mapping[str, str], *, config_file: 
     model_path = Path(cfg["ml"]["model_path"])
     ml = MlSettings(model_path=model_path if model_path.is_absolute() else data_dir / model_path,
                     threads=cfg["ml"]["threads"], confidence_threshold=float(cfg["ml"]["confidence_threshold"]),
+                    train_after=cfg["ml"]["train_after"],
                     bundled_model=bundled_model(env))
     services = {name: ServiceAddress(name=name, **cfg["services"][name]) for name in DEFAULT_PORTS}
     return Settings(**{

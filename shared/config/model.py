@@ -118,6 +118,7 @@ class MlSettings:
     model_path: Path
     threads: int = _ML["threads"]
     confidence_threshold: float = float(_ML["confidence_threshold"])
+    train_after: int = _ML["train_after"]
     bundled_model: Path | None = None
     """The default weights shipped in the image (``SENSOR_HUB_BUNDLED_MODEL``): copied to a
     missing ``model_path`` instead of training them at start (seconds here, minutes on a Pi)."""

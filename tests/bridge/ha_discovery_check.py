@@ -162,4 +162,12 @@ def problems(topic: str, payload: dict[str, Any]) -> list[str]:
             out.append(f"supported_color_modes {modes!r} not a list of {sorted(COLOR_MODES)}")
         if "onoff" in modes and len(modes) > 1 or "brightness" in modes and len(modes) > 1:
             out.append("onoff and brightness must be the only supported color mode when used")
+    if component == "select":
+        # "options (list, required): List of options that can be selected. An empty list or a list
+        # with a single item is allowed." (select.mqtt); they are the texts HA sends and shows.
+        options = payload.get("options")
+        if "options" in payload and not (isinstance(options, list) and all(isinstance(o, str) for o in options)):
+            out.append(f"select options {options!r} must be a list of strings")
+        elif isinstance(options, list) and len(set(options)) != len(options):
+            out.append("select options must not repeat")
     return out

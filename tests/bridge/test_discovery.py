@@ -12,6 +12,7 @@ from bridge.discovery import DiscoveryBuilder
 from bridge.ha_payloads import HaCommandError, ha_cover_state, ha_light_state, translate_ha_command
 from shared.topics import Topics
 from testkit.example import example_document
+from testkit.fake_aggregator import FakeAggregator
 from testkit.helpers import wait_for
 from testkit.mqtt_watch import Watcher
 from tests.bridge.conftest import BASE
@@ -83,6 +84,38 @@ def test_a_co2_device_is_announced_as_carbon_dioxide_in_ppm(instance_settings):
     assert payload["state_topic"].endswith("/devices/living_co2/state/co2")
 
 
+def test_every_type_is_announced_as_the_registry_says(instance_settings, monkeypatch):
+    """Component, device_class, unit and state_class come from shared/devices.py for every type;
+    changing the registry changes the announcement, and nothing else needs to."""
+    from dataclasses import replace
+
+    from shared import devices
+
+    def announced():
+        docs = example_document()["devices"] + [
+            {"device_id": f"board_{t}", "name": f"Board {t}", "type": t, "source": {"board": "living_room_esp32"}}
+            for t in devices.DEVICE_TYPES]
+        configs = build(instance_settings(overrides={"devices": docs}))
+        for topic, payload in configs.items():
+            assert problems(topic, payload) == [], topic
+        return {t: [(topic.split("/")[1], p) for topic, p in configs.items() if f"_board_{t}" in topic]
+                for t in devices.DEVICE_TYPES}
+
+    for name, entities in announced().items():
+        entry = devices.device_type(name)
+        assert entities, name
+        for component, payload in entities:
+            assert component == entry.ha_component, name
+            if component == "sensor":
+                assert (payload.get("device_class"), payload["unit_of_measurement"]) in \
+                    {(p.ha.device_class, p.ha.unit) for p in entry.properties if p.ha is not None}, name
+            else:
+                assert payload.get("device_class") == entry.ha_device_class, name
+    monkeypatch.setitem(devices.REGISTRY, "switch", replace(devices.REGISTRY["switch"], ha_device_class="outlet"))
+    [(component, payload)] = announced()["switch"]
+    assert (component, payload["device_class"]) == ("switch", "outlet")
+
+
 def test_unique_ids_are_stable_and_one_device_per_board_or_endpoint(instance_settings):
     first, second = build(instance_settings()), build(instance_settings())
     assert [p["unique_id"] for p in first.values()] == [p["unique_id"] for p in second.values()]
@@ -145,6 +178,51 @@ def test_the_automation_switch_belongs_to_the_window_it_moves(instance_settings)
     assert problems(next(t for t in configs if "/switch/" in t), switch) == []
 
 
+SWITCH = "living_window_auto_switch"
+WITH_SWITCH = {"devices": [
+    *example_document()["devices"],
+    {"device_id": SWITCH, "name": "Living room fresh air", "type": "switch",
+     "source": {"automation": "living_window_auto"}}]}
+V1, V2, V3 = "window-v1:45b98a2cdb34", "window-v1:0123456789ab", "window-v1:ba9876543210"
+
+
+def test_the_automation_offers_its_model_versions_as_a_select_and_its_error_as_a_sensor(instance_settings):
+    settings = instance_settings(overrides=WITH_SWITCH)
+    m = settings.mqtt
+    builder = DiscoveryBuilder(settings, Topics(m.base_topic, settings.instance_id, m.ha_prefix))
+    configs = builder.configs({SWITCH: {"state": "on", "model": V2, "models": [V1, V2]}})
+    select_topic = f"homeassistant/select/sensor_hub_01_{SWITCH}_model/config"
+    error_topic = f"homeassistant/sensor/sensor_hub_01_{SWITCH}_model_error/config"
+    select, error = configs[select_topic], configs[error_topic]
+    assert problems(select_topic, select) == [] and problems(error_topic, error) == []
+    window = next(p for t, p in configs.items() if "/cover/" in t)
+    assert select["device"] == error["device"] == window["device"]  # on the window's HA device
+    assert select["options"] == [V1, V2] and select["entity_category"] == "config"
+    assert select["command_topic"] == f"{BASE}/ha/{SWITCH}/model"
+    assert select["state_topic"] == f"{BASE}/devices/{SWITCH}/state/model"
+    assert select["name"] == "Fresh air model" and error["name"] == "Fresh air model error"
+    assert error["state_topic"] == f"{BASE}/devices/{SWITCH}/state/model_error"
+    assert error["entity_category"] == "diagnostic" and error["unit_of_measurement"] == "%"
+    # Before ml_inference has said anything: no options yet (HA accepts an empty list), still valid.
+    empty = builder.configs()[select_topic]
+    assert empty["options"] == [] and problems(select_topic, empty) == []
+    # What a state offers is bounded and must be text.
+    many = builder.configs({SWITCH: {"models": [f"v{i}" for i in range(80)] + [3, "x" * 80]}})[select_topic]
+    assert many["options"] == [f"v{i}" for i in range(30, 80)]
+    # A device that is not an automation's gets neither.
+    assert not [t for t in build(instance_settings()) if "/select/" in t or "model_error" in t]
+
+
+def test_the_checker_knows_the_select_rules():
+    topic = "homeassistant/select/sensor_hub_01_x_model/config"
+    base = {"unique_id": "sensor_hub_01_x_model", "device": {"identifiers": ["x"]}}
+    assert "select: options is required" in problems(topic, {**base, "command_topic": "a/b"})
+    assert "select: command_topic is required" in problems(topic, {**base, "options": []})
+    assert any("options" in p for p in problems(topic, {**base, "command_topic": "a/b", "options": "v1"}))
+    assert problems(topic, {**base, "command_topic": "a/b", "options": ["v1"], "min": 1}) == [
+        "select: unknown key 'min'"]
+
+
 def test_cover_announces_a_state_topic_fed_from_moving_and_target(instance_settings):
     cover = next(p for t, p in build(instance_settings()).items() if "/cover/" in t)
     assert cover["state_topic"] == f"{BASE}/ha/living_window/state"
@@ -170,12 +248,27 @@ def test_ha_command_translation():
     assert translate_ha_command("led", "set", b'{"state":"ON","brightness":10,"color":{"r":255,"g":0,"b":16}}') == \
         {"state": "on", "brightness": 10, "color": "#ff0010"}
     assert translate_ha_command("switch", "set", b"OFF") == {"state": "off"}
+    assert translate_ha_command("switch", "model", f" {V1}\n".encode()) == {"model": V1}  # the select's option
     for device_type, which, payload in [("window", "set", b"UP"), ("window", "position", b"150"),
-                                        ("led", "set", b"ON"), ("temperature", "set", b"1")]:
+                                        ("led", "set", b"ON"), ("temperature", "set", b"1"),
+                                        ("switch", "model", b"  ")]:
         with pytest.raises(HaCommandError):
             translate_ha_command(device_type, which, payload)
     assert ha_light_state({"state": "on", "color": "#102030", "brightness": 9}) == {
         "state": "ON", "brightness": 9, "color_mode": "rgb", "color": {"r": 16, "g": 32, "b": 48}}
+
+
+def test_ha_commands_follow_the_component_the_registry_names(monkeypatch):
+    """A type announced as a switch takes a switch's ON/OFF, whatever its name: the payload's
+    shape belongs to the component, the component to the registry."""
+    from dataclasses import replace
+
+    from shared import devices
+
+    with pytest.raises(HaCommandError, match="relay"):
+        translate_ha_command("relay", "set", b"ON")
+    monkeypatch.setitem(devices.REGISTRY, "relay", replace(devices.REGISTRY["switch"], name="relay"))
+    assert translate_ha_command("relay", "set", b"ON") == {"state": "on"}
 
 
 def config_topics(watcher) -> list[str]:
@@ -256,3 +349,26 @@ def test_custom_prefix(aggregator, broker, start_bridge):
         assert not [t for t, _, _ in extra.messages if t.startswith("homeassistant/")]
     finally:
         extra.stop()
+
+
+def test_the_model_select_is_announced_again_when_the_versions_change(bridge_settings, agg_port, watcher,
+                                                                      start_bridge, cleanup):
+    """HA reads a select's options from discovery only: a newly trained version re-announces the
+    select (that one message), the model is sent after it, and picking an option is a command."""
+    select_topic = f"homeassistant/select/sensor_hub_01_{SWITCH}_model/config"
+    aggregator = FakeAggregator(bridge_settings(overrides=WITH_SWITCH), port=agg_port).start()
+    cleanup.add(aggregator, stop=aggregator.stop)
+    start_bridge(overrides=WITH_SWITCH)
+    watcher.wait(STATUS, lambda p: p == b"online")
+    aggregator.set_state(SWITCH, state="on", model=V1, models=[V1])
+    watcher.wait_json(select_topic, lambda d: d["options"] == [V1])
+    before = len(config_topics(watcher))
+    aggregator.set_state(SWITCH, model=V2, models=[V1, V2])
+    announced = watcher.wait_json(select_topic, lambda d: d["options"] == [V1, V2])
+    assert problems(select_topic, announced) == []
+    wait_for(lambda: watcher.on(f"{BASE}/devices/{SWITCH}/state/model")[-1:] == [V2.encode()], timeout=10)
+    assert len(config_topics(watcher)) == before + 1  # only the select, not the whole instance
+    aggregator.set_state(SWITCH, mode="auto", confidence=0.9)  # the same versions: nothing announced
+    watcher.publish(f"{BASE}/ha/{SWITCH}/model", V1)
+    wait_for(lambda: [c["values"] for c in aggregator.commands] == [{"model": V1}], timeout=10)
+    assert len(config_topics(watcher)) == before + 1

@@ -84,6 +84,7 @@ def test_on_off_words_are_one_set(word, meaning):
 
 def test_colour_pattern_is_shared():
     assert devices.COLOR.match("#A0b1C2") and not devices.COLOR.match("#abc")
+    assert not devices.COLOR.match("#a0b1c2\n")  # "$" would have let the newline through
     assert normalize_command("led", {"color": "#A0B1C2"}) == {"color": "#a0b1c2"}
 
 
@@ -98,3 +99,20 @@ def test_the_instance_config_takes_a_co2_device_as_an_automation_input():
     doc["config"]["window_automations"][0]["sensors"]["co2"] = "living_temperature"
     [problem] = validate_document(doc)
     assert "sensors.co2: 'living_temperature' is a temperature device, expected a co2 device" in problem
+
+
+def test_an_automations_switch_also_takes_a_model_version():
+    """``model`` (a rollback) is a command of an automation's switch only; its shape is checked here,
+    whether the version exists is ml_inference's to say."""
+    assert normalize_command("switch", {"model": " window-v1:45b98a2cdb34 "}, automation=True) == {
+        "model": "window-v1:45b98a2cdb34"}
+    assert normalize_command("switch", {"model": "45b98a2cdb34", "state": "ON"}, automation=True) == {
+        "model": "45b98a2cdb34", "state": "on"}
+    assert devices.command_keys("switch", automation=True) == ("model", "state")
+    with pytest.raises(InvalidCommand) as relay:
+        normalize_command("switch", {"model": "window-v1:45b98a2cdb34"})  # a relay has no model
+    assert relay.value.code == "UNSUPPORTED" and relay.value.extra["accepted"] == ["state"]
+    for bad in ("", "two words", "x" * 65, 7, None, ":leading", "a/b"):
+        with pytest.raises(InvalidCommand) as caught:
+            normalize_command("switch", {"model": bad}, automation=True)
+        assert caught.value.code == "INVALID_VALUE" and "GET /models" in caught.value.message, bad

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from shared import generated
-from shared.devices import DEVICE_TYPES, automation_inputs
+from shared.devices import BOARD_PARTS, DEVICE_TYPES, automation_inputs
 
 
 @pytest.mark.parametrize("path", list(generated.GENERATED), ids=lambda p: p.name)
@@ -22,6 +22,20 @@ def test_schema_and_manifest_carry_the_registry():
     sensors = schema["$defs"]["window_automation"]["properties"]["sensors"]
     assert list(sensors["properties"]) == list(automation_inputs())
     assert json.loads(generated.MANIFEST.read_text())["device_types"] == list(DEVICE_TYPES)
+
+
+def test_setup_asks_the_registrys_board_parts():
+    setup = json.loads(generated.SETUP.read_text())
+    fields = [f for step in setup["flows"][0]["steps"] for f in step.get("schema", {}).get("fields", [])]
+    assert [f["name"] for f in fields if f["type"] == "checkbox"] == [p.answer for p in BOARD_PARTS]
+    assert "has_co2" in {p.answer for p in BOARD_PARTS}
+    for part in BOARD_PARTS:
+        assert {t for t, _, _ in part.devices} <= set(DEVICE_TYPES), part.answer
+
+
+def test_a_setup_without_its_generated_block_is_refused():
+    with pytest.raises(ValueError, match="part checkboxes"):
+        generated.setup_text('{"flows": []}\n')
 
 
 def test_a_stale_copy_is_found_and_rewritten(tmp_path, monkeypatch):

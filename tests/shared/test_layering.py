@@ -22,7 +22,7 @@ CORE_MODULES = (
     # the shared plain-Python parts the cores stand on
     "shared.clock", "shared.commands", "shared.config", "shared.device_table", "shared.devices",
     "shared.error_log", "shared.errors", "shared.metrics", "shared.sse", "shared.logs",
-    "shared.stream_positions", "shared.bridge_report", "shared.identity",
+    "shared.stream_positions", "shared.bridge_report", "shared.identity", "shared.handler_core",
     # serial_handler
     "services.serial_handler.handler", "services.serial_handler.link", "services.serial_handler.lines",
     "services.serial_handler.devices", "services.serial_handler.commands",
@@ -39,6 +39,8 @@ CORE_MODULES = (
     "services.ml_inference.service", "services.ml_inference.automations", "services.ml_inference.inputs",
     "services.ml_inference.model", "services.ml_inference.policy", "services.ml_inference.recommender",
     "services.ml_inference.rule", "services.ml_inference.train",
+    "services.ml_inference.corrections", "services.ml_inference.versions", "services.ml_inference.learning",
+    "services.ml_inference.learner", "services.ml_inference.learning_metrics", "services.ml_inference.occupant",
     # the bridge has no web layer at all
     "bridge.bridge",
 )

@@ -56,3 +56,14 @@ def test_malformed_bodies_are_refused(body):
     with pytest.raises(CommandError) as caught:
         parse_command(body)
     assert caught.value.status == 400
+
+
+def test_the_model_command_is_checked_for_an_automations_switch_only():
+    assert validate_values("switch", {"model": "window-v1:45b98a2cdb34"}, automation=True) == {
+        "model": "window-v1:45b98a2cdb34"}
+    with pytest.raises(CommandError) as relay:
+        validate_values("switch", {"model": "window-v1:45b98a2cdb34"})
+    assert relay.value.code == "UNSUPPORTED" and relay.value.status == 400
+    with pytest.raises(CommandError) as bad:
+        validate_values("switch", {"model": "no such thing!"}, automation=True)
+    assert bad.value.code == "INVALID_VALUE"

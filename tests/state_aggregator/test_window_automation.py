@@ -10,7 +10,8 @@ settling it (ml_inference up, the switch on, cool readings, the window still), s
 matter.
 
 Only the paths through every part are here (a warm room opens the window; a person's command
-holds it, the switch ends the hold). Each rule on its own is a unit test of the core
+holds it, the switch ends the hold; a person's command while it suggests becomes a
+correction ml_inference learns from). Each rule on its own is a unit test of the core
 (test_automation_core.py); the runner over real HTTP is test_window_automation_runner.py, and the
 pause without ml_inference is test_with_scripted_handler.py's.
 """
@@ -193,3 +194,18 @@ def test_a_manual_command_holds_the_automation_off(stack: AutomationStack):
     moved = wait_for(lambda: stack.events("automation_moved", mark), 15, message="moved after the switch")[0]
     assert moved["data"]["position"] >= 50
     wait_for(lambda: stack.board_window()["position"] == moved["data"]["position"], 15, message="window moved")
+
+
+def test_a_persons_command_while_the_automation_suggests_becomes_a_correction(stack: AutomationStack):
+    stack.settle()
+    assert stack.command(SWITCH, {"state": "off"}).status_code == 200
+    mark = stack.mark()
+    stack.readings(WARM)
+    warm_recommendation(stack, mark, "suggest")
+    assert stack.command(WINDOW, {"id": "user-2", "values": {"position": 35}}).status_code == 200
+    headers = {"Authorization": f"Bearer {TEST_API_TOKEN}"}
+    stored = wait_for(lambda: [c for c in requests.get(stack.ml.url + "/corrections", headers=headers, timeout=5)
+                               .json()["corrections"] if c["position"] == 35], 15,
+                      message="the person's choice stored as a correction")[0]
+    assert stored["source"] == "aggregator" and stored["automation"] == AUTOMATION and stored["window"] == WINDOW
+    assert stored["inputs"]["temperature"] == WARM["temperature"]

@@ -61,3 +61,14 @@ def test_the_automation_moves_the_window_and_says_so_on_mqtt(connector: Connecto
                                  and d["data"]["action"] == "suggest", timeout=30)
     assert suggestion["data"]["position"] == 0
     assert connector.emulator.control({"get": "state"})["state"]["board"]["window"]["target"] == position
+    # The model version on MQTT: the switch's state names it and offers the versions to pick from;
+    # a contract command picks one (Home Assistant's select sends the same), an unknown one is refused.
+    switch_topic = f"{BASE}/devices/{AUTOMATION_SWITCH}"
+    state = watch.wait_json(f"{switch_topic}/state", lambda d: d["state"].get("models"), timeout=30)["state"]
+    assert state["model"] in state["models"] and isinstance(state["model_error"], float)
+    watch.publish(f"{switch_topic}/cmd", {"id": "roll-1", "values": {"model": "window-v1:000000000000"}})
+    refused = watch.wait_json(f"{switch_topic}/cmd/response", lambda d: d["cmd_id"] == "roll-1", timeout=30)
+    assert refused["status"] == "error" and refused["error"] == "UNKNOWN_VERSION"
+    watch.publish(f"{switch_topic}/cmd", {"id": "roll-2", "values": {"model": state["models"][0]}})
+    done = watch.wait_json(f"{switch_topic}/cmd/response", lambda d: d["cmd_id"] == "roll-2", timeout=30)
+    assert done["status"] == "success" and done["result"]["result"]["model"] == state["models"][0]  # the switch state
