@@ -10,12 +10,14 @@ import sys
 from shared.config import load_settings_or_exit
 from shared.exiting import exit_now
 from shared.logs import setup_logging
+from shared.malloc import limit_arenas
 
 
 def main() -> int:
     settings = load_settings_or_exit("mqtt_bridge")
     setup_logging("mqtt_bridge", level=settings.log_level, fmt=settings.log_format,
                   secrets=[settings.mqtt.password or "", settings.api_token.value if settings.api_token else ""])
+    limit_arenas()  # before any thread (shared/malloc.py)
     from bridge.bridge import MqttBridge  # after logging, so import-time messages are formatted
 
     bridge = MqttBridge(settings)

@@ -40,8 +40,20 @@ FLUSH_SHARE_S = 0.5
 """What running commands may never take of the deadline: publishing ``offline`` and flushing."""
 
 
+OUTBOX_MIN = 10_000
+OUTBOX_PER_DEVICE = 10
+"""Outbox rows a device may need at once: its state, a topic per property (a LED has four), its
+availability, and room for events. The first publication of every device alone is several rows
+each: with a fixed 10,000, an instance of 5,000 devices dropped the oldest 1,500 devices' retained
+state at start (bench e2e_scale_5000_devices), and they stayed missing on MQTT until they changed."""
+
+
+def outbox_bound(devices: int) -> int:
+    return max(OUTBOX_MIN, OUTBOX_PER_DEVICE * devices)
+
+
 class MqttBridge:
-    def __init__(self, settings: Settings, aggregator_url: str | None = None, outbox_max: int = 10_000,
+    def __init__(self, settings: Settings, aggregator_url: str | None = None, outbox_max: int | None = None,
                  reconnect: tuple[int, int] = (1, 5), shutdown_deadline_s: float = SHUTDOWN_DEADLINE_S,
                  outbox_retry_s: float = 2.0) -> None:
         self.settings = settings
@@ -51,6 +63,8 @@ class MqttBridge:
         bus = Bus()
         # A problem of the outbox's file (set aside, disk full) is found in the sender's thread, or
         # here: both only enqueue, and the bus reports it (health.py) once the features run.
+        if outbox_max is None:
+            outbox_max = outbox_bound(len(settings.devices))
         outbox = Outbox(settings.data_dir / "mqtt_outbox.sqlite3", max_messages=outbox_max,
                         retry_s=outbox_retry_s,
                         on_problem=lambda code, message: bus.emit("outbox_problem", code=code, message=message),

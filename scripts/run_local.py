@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PRIVATE_BROKER_PORT = 1884
 STOP_WAIT_S = 3
 """supervisord's ``stopwaitsecs``: above every program's own stop deadline (the bridge's 1.5 s, a
-gunicorn worker's 2 s of graceful time), so only a program that hangs past it is killed."""
+service's 2 s of graceful time, shared/server.py), so only a program that hangs past it is killed."""
 
 
 @dataclass
@@ -202,8 +202,8 @@ def supervisord_config(the_plan: Plan) -> str:
             f"[program:{program.name}]",
             "command=" + " ".join(_shell_word(w) for w in program.command),
             f"directory={ROOT}", f"priority={program.priority}", "autorestart=true", "startsecs=1",
-            # TERM to the program only (a gunicorn master stops its own worker); a KILL, should it
-            # come to that, to its whole process group, so no worker outlives its master.
+            # TERM to the program only (it stops its own threads and streams); a KILL, should it
+            # come to that, to its whole process group, so nothing it started outlives it.
             "startretries=5", "stopsignal=TERM", f"stopwaitsecs={STOP_WAIT_S}", "stopasgroup=false",
             "killasgroup=true", "stdout_logfile=/dev/stdout", "stdout_logfile_maxbytes=0", "redirect_stderr=true",
             f"environment={env}", "",

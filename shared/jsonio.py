@@ -18,15 +18,36 @@ _OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
 def dumps_bytes(obj: Any) -> bytes:
-    """Compact UTF-8 JSON; datetimes as ISO 8601, other values JSON has no type for as ``str(value)``."""
+    """Compact UTF-8 JSON; datetimes as ISO 8601, other values JSON has no type for as ``str(value)``.
+
+    A copy of exactly the encoded length: orjson returns its growing buffer (4 KiB for a 60-byte
+    reading, 128 KiB for 10 KB), and what is kept for a while (the event streams' replay history
+    of 10,000 events, the bridge's outbox) kept that: tens of MiB per program under load, 112 MiB
+    for the bridge of 5,000 devices. The copy costs a third of a microsecond."""
     try:
-        return orjson.dumps(obj, default=str, option=_OPTIONS)
+        return bytes(memoryview(orjson.dumps(obj, default=str, option=_OPTIONS)))
     except (orjson.JSONEncodeError, TypeError):
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
 
 
 def dumps(obj: Any) -> str:
     return dumps_bytes(obj).decode("utf-8")
+
+
+Encoded = orjson.Fragment
+"""JSON encoded once and placed as is wherever it appears in a later ``dumps_bytes`` (a part of a
+large answer that rarely changes, e.g. one device's entry in the aggregator's ``/devices``).
+Only ``dumps_bytes`` knows it: ``plain`` turns a document holding such parts into plain values."""
+
+
+def encoded(obj: Any) -> Encoded:
+    return orjson.Fragment(dumps_bytes(obj))
+
+
+def plain(obj: Any) -> Any:
+    """The document as plain values (``Encoded`` parts read back), for the standard library's
+    encoder (a pretty answer for a human)."""
+    return orjson.loads(orjson.dumps(obj, default=str, option=_OPTIONS))
 
 
 def loads(data: str | bytes) -> Any:

@@ -1,9 +1,11 @@
 """How services are served.
 
 ``main()`` is what every ``python -m services.<name>`` runs: its settings loaded (or the program
-ends naming what is wrong), then ``serve()``: the Flask app under gunicorn
-with one worker (a serial port opens once; caches live in memory) and a gthread pool big
-enough for the SSE clients, each of which holds a thread for as long as it is connected.
+ends naming what is wrong), then ``serve()``: the Flask app served by gunicorn's gthread worker
+in the program's own process, without gunicorn's master (one interpreter per service, not two:
+docs/architecture.md, "Memory"; supervisord restarts a program that dies, as the master
+restarted its worker), with a pool of threads big enough for the SSE clients, each of which
+holds a thread for as long as it is connected.
 No client can take every thread: a request reaches a thread only once it has arrived whole
 (``WholeRequestWorker``), and event streams are bounded well below the thread count, with
 slots kept for the connector's own followers (``stream_slots``, ``shared.sse.StreamSlots``).
@@ -38,6 +40,7 @@ from shared import jsonio
 from shared.exiting import exit_now
 from shared.identity import INSTANCE_HEADER
 from shared.logs import setup_logging
+from shared.malloc import limit_arenas
 from shared.ports import PORT_UNAVAILABLE_EXIT, port_problem
 from shared.sse import PROCESS_SHUTDOWN, STREAM_SLOTS
 from shared.web import BODY_BYTES_MAX
@@ -48,9 +51,9 @@ DEFAULT_THREADS = 64
 """Request threads per service: SSE clients hold one each, so leave room for them."""
 
 GRACEFUL_TIMEOUT_S = 2
-"""How long a stopping worker may finish its requests before gunicorn's master kills it; the
-programs' ``stopwaitsecs`` (supervisord.conf, scripts/run_local.py) stay above it, so that
-supervisord never kills a master that is still within its own deadline."""
+"""How long a stopping service may finish its requests (gthread waits this long for them, then
+leaves); the programs' ``stopwaitsecs`` (supervisord.conf, scripts/run_local.py) stay above it,
+so that supervisord never kills a service that is still within its own deadline."""
 
 REQUEST_READ_TIMEOUT_S = 5.0
 """How long a client has to send its whole request, header and body, once its connection opens
@@ -441,9 +444,10 @@ class StreamEndingWorker(WholeRequestWorker):
         # poll it, so a SIGTERM was noticed only when the loop's 1 s select timed out.
         self.poller.register(self.PIPE[0], selectors.EVENT_READ, _drain)
         super().run()
-        # The loop also ends without a signal: when the master died (kill -9 of the program).
-        # Streams must end then too, or the orphan lives on, holding the serial port open and
-        # stealing the lines of the program supervisord starts in its place.
+        # The loop also ends without a signal: when the process that started this one died
+        # (gunicorn's parent check; kill -9 of supervisord). Streams must end then too, or the
+        # orphan lives on, holding its port and the serial port open and stealing the lines of
+        # the program the next supervisord starts in its place.
         self._ask_to_stop()
         self._served = True
 
@@ -527,12 +531,16 @@ def gunicorn_options(host: str, port: int, threads: int = DEFAULT_THREADS,
 
 def serve(app_factory: Callable[[Any], Any], settings: Any, service_name: str,
           threads: int = DEFAULT_THREADS, access_log: bool = False) -> None:
-    """Run ``app_factory(settings)`` under gunicorn on ``settings.service(service_name)``.
+    """Serve ``app_factory(settings)`` on ``settings.service(service_name)`` with gunicorn's
+    gthread worker (``StreamEndingWorker``) in this very process: no gunicorn master.
 
-    Blocks until gunicorn exits (SIGTERM/SIGINT stop it gracefully). The app is built in the
-    worker process, so threads it starts live there. A port that is already taken ends the
-    program at once (exit status 3) with one log line naming the setting to change.
+    Returns when the worker stops (SIGTERM/SIGINT stop it gracefully), or when the process that
+    started this one is gone (supervisord killed: the program must not live on holding its port
+    or its serial line). A port that is already taken ends the program at once (exit status 3)
+    with one log line naming the setting to change. Why one process: docs/architecture.md,
+    "Memory: one process per program".
     """
+    from gunicorn import sock
     from gunicorn.app.base import BaseApplication
 
     level = str(getattr(settings, "log_level", "INFO"))
@@ -546,6 +554,7 @@ def serve(app_factory: Callable[[Any], Any], settings: Any, service_name: str,
     if problem is not None:  # before gunicorn, which would retry for seconds and not say what to change
         log.critical("%s", problem)
         raise SystemExit(PORT_UNAVAILABLE_EXIT)
+    limit_arenas()  # before any thread
     options = gunicorn_options(address.host, address.port, threads, access_log, level,
                                getattr(settings, "instance_id", None))
     options["proc_name"] = service_name
@@ -559,9 +568,23 @@ def serve(app_factory: Callable[[Any], Any], settings: Any, service_name: str,
         def load(self) -> Any:
             return app_factory(settings)
 
-    log.info("%s starting on %s:%s (gunicorn gthread, %d threads)", service_name, address.host,
+    application = _Application()
+    cfg = application.cfg
+    logger = cfg.logger_class(cfg)
+    listeners = sock.create_sockets(cfg, logger)
+    log.info("%s starting on %s:%s (gunicorn gthread, %d threads, one process)", service_name, address.host,
              address.port, threads)
-    _Application().run()
+    # What gunicorn's master would do for its one worker, without the second interpreter: the
+    # worker watches the process that started it (gunicorn: "Parent changed, shutting down"),
+    # here supervisord, make run's or the container's, or a test.
+    worker = cfg.worker_class(0, os.getppid(), listeners, application, cfg.timeout / 2.0, cfg, logger)
+    worker.pid = os.getpid()
+    try:
+        worker.init_process()  # loads the app, serves until asked to stop or orphaned
+    finally:
+        worker.tmp.close()
+        for listener in listeners:
+            listener.close()
 
 
 def main(service_name: str, app_factory: Callable[[Any], Any]) -> int:

@@ -64,6 +64,10 @@ def wants_pretty() -> bool:
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """``obj`` as JSON; indented (with a final newline) when a human is asking."""
     if wants_pretty():
+        try:
+            obj = jsonio.plain(obj)  # parts encoded in advance (jsonio.Encoded) as values
+        except (TypeError, ValueError):
+            pass  # what orjson cannot encode holds no encoded part: the standard library's way
         body = json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n"
     else:
         body = jsonio.dumps_bytes(obj)

@@ -114,8 +114,8 @@ class ConnectorStack:
         return proc
 
     def kill(self, proc: subprocess.Popen) -> None:
-        """kill -9 of one program: the process and its children (a gunicorn master and its
-        worker) at the same moment, as a crash or an OOM kill of the whole program would;
+        """kill -9 of one program: the process and its children, should it have any, at the
+        same moment, as a crash or an OOM kill of the whole program would;
         returns when every one of them is gone."""
         victims = [proc.pid, *_children(proc.pid)]
         for pid in victims:

@@ -1,5 +1,5 @@
 """A service as a real process (``python -m services.<name>``), in a session of its own so a kill
-takes the gunicorn master and its worker alike (a crash, an OOM kill)."""
+takes the program and anything it started alike (a crash, an OOM kill)."""
 from __future__ import annotations
 
 import os

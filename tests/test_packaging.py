@@ -115,5 +115,5 @@ def test_container_supervisord_config_never_kills_a_program_within_its_own_stop_
     for section in (s for s in parser.sections() if s.startswith("program:")):
         own_deadline = SHUTDOWN_DEADLINE_S if section == "program:mqtt_bridge" else GRACEFUL_TIMEOUT_S
         assert own_deadline < parser.getfloat(section, "stopwaitsecs") <= 5, section
-        if parser.get(section, "command").split()[1:2] == ["-m"]:  # a service: gunicorn master + worker
+        if parser.get(section, "command").split()[1:2] == ["-m"]:  # a service: a KILL takes whatever it started
             assert parser.getboolean(section, "killasgroup"), section

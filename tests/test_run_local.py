@@ -72,7 +72,7 @@ def test_config_stops_the_services_together_and_never_kills_a_program_within_its
         > priority["program:mosquitto"]
     for section in (s for s in parser.sections() if s.startswith("program:")):
         assert max(SHUTDOWN_DEADLINE_S, GRACEFUL_TIMEOUT_S) < parser.getfloat(section, "stopwaitsecs") <= 5
-        assert parser.getboolean(section, "killasgroup"), section  # no worker outlives its master
+        assert parser.getboolean(section, "killasgroup"), section  # nothing a program started outlives it
 
 
 def test_plan_uses_the_configured_broker_and_real_devices(tmp_path: Path):
@@ -202,8 +202,8 @@ def test_make_run_stops_within_5_s_of_sigterm_with_offline_published_and_nothing
                               message=f"{url} streaming")
             assert stream.raw.read1(1024).startswith(b"retry:"), name  # connected, like `curl -N`
             streams.append(stream)
-        stack = _session_processes(process.pid)  # supervisord, the programs, the gunicorn workers
-        assert len(stack) >= 1 + 4 * 2 + 1, stack
+        stack = _session_processes(process.pid)  # supervisord and the programs (a service is one process)
+        assert len(stack) >= 1 + 4 + 1, stack
 
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)

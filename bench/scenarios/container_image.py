@@ -450,7 +450,7 @@ def setup(ctx: Context) -> InstanceRunner:
              "online retained: the share of starts where a new subscriber got `online` as the retained status")
     ctx.note("PSS (proportional set size: a page shared by n processes counts 1/n in each) of every process of "
              "the idle instance, read inside the container once every service answered /health 200; summed per "
-             "program (a gunicorn master with its worker); medians over the starts")
+             "program (a service is one process); medians over the starts")
     ctx.note("ceiling (same image, same run): a trivial container, `python -c` printing one byte and exiting "
              "on SIGTERM: start → first byte (ceiling of both start figures), its stop, its PSS (ceiling of each "
              "program); `import torch` in the same (ceiling of ml_inference); the total's ceiling is one bare "

@@ -19,6 +19,10 @@ from bench.harness import percentile as pct
 from bench.scenarios.e2e_reading_latency import Readings, shared_readings, with_final_states
 
 BACKLOG_P99_S = 1.0
+PUBLISHES_PER_READING = 2
+"""A temperature reading is two QoS 1 publishes, ``state`` and ``state/temperature`` (the contract's
+per-property topic): ``max_zero_loss_publishes_per_s`` is the figure to set beside the raw QoS 1
+ceiling, which counts publishes (the issue's target: at least 0.6 of it)."""
 
 
 def setup(ctx: Context) -> Readings:
@@ -55,15 +59,18 @@ def run(ctx: Context, readings: Readings) -> Sample:
     assert shown is not None
     shown.figures["max_zero_loss_per_s"] = zero_loss
     shown.figures["max_carried_per_s"] = carried
+    shown.figures["max_zero_loss_publishes_per_s"] = PUBLISHES_PER_READING * zero_loss
     return shown
 
 
 SCENARIO = Scenario(
     "e2e_sustained_throughput", title="sustained readings/s end to end with zero loss (QoS 1)",
     setup=setup, run=run, baseline="ceiling_mqtt_qos1_throughput",
-    baseline_figures={"max_zero_loss_per_s": "throughput_per_s", "max_carried_per_s": "throughput_per_s"},
+    baseline_figures={"max_zero_loss_per_s": "throughput_per_s", "max_carried_per_s": "throughput_per_s",
+                      "max_zero_loss_publishes_per_s": "throughput_per_s"},
     targets={"max_zero_loss_per_s": at_least(3000)},
     quick={"rates": [250, 1000, 1500, 2000, 2500, 3000], "seconds": 2.0},
     full={"rates": [100, 250, 500, 750, 1000, 1500, 2000, 2500, 3000, 3500, 4000], "seconds": 60.0},
     rounds={"quick": 1, "full": 1}, warmup=False,
-    figures=("max_zero_loss_per_s", "max_carried_per_s", "p50_ms", "p99_ms", "loss_pct"))
+    figures=("max_zero_loss_per_s", "max_zero_loss_publishes_per_s", "max_carried_per_s", "p50_ms", "p99_ms",
+             "loss_pct"))

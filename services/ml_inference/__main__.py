@@ -9,8 +9,9 @@ from shared.server import main
 
 
 def create_app(settings: Settings) -> Any:
-    """The app, imported in gunicorn's worker only: torch comes with it, and a master that had
-    imported torch took about a second to exit (its teardown), a fifth of the stop budget."""
+    """The app, imported only once the port is known to be free and the stop signal is handled:
+    torch comes with it (seconds to import), and a taken port or a SIGTERM during start-up must
+    not wait for it (shared/server.py)."""
     from .app import create_app as create
 
     return create(settings)

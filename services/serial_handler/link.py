@@ -29,8 +29,10 @@ from .lines import PROTOCOL_VERSION, SEQ_LIMIT, LineSplitter, Message, Rejection
 
 log = logging.getLogger(__name__)
 
-READ_TIMEOUT = 0.05
-"""Seconds a read waits for the first byte: bounds how late a stop or a silence check is."""
+READ_TIMEOUT = 0.5
+"""Seconds a read waits for the first byte: bounds how late a silence or a vanished-path check is
+(both on a scale of seconds). A stop does not wait for it: ``stop()`` cancels the read. It was
+0.05 s, 20 wake-ups a second per board at idle for nothing (docs/architecture.md, "Memory")."""
 WRITE_TIMEOUT = 2.0
 PATH_CHECK_INTERVAL = 0.5
 BACKOFF_START = 0.05
@@ -113,6 +115,14 @@ class SerialLink:
 
     def stop(self, timeout: float = 3.0) -> None:
         self._stop.set()
+        with self._write_lock:
+            port = self._port
+        cancel = getattr(port, "cancel_read", None)  # pyserial's POSIX ports; a URL's waits READ_TIMEOUT
+        if cancel is not None:
+            try:
+                cancel()
+            except (OSError, ValueError):
+                pass  # closed meanwhile: the reader is leaving anyway
         if self._thread is not None:
             self._thread.join(timeout)
         self._fail_pending(OFFLINE, "the serial handler is stopping")

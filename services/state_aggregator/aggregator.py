@@ -15,6 +15,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from shared import jsonio
 from shared.bridge_report import broker_link
 from shared.config import SOURCE_OWNERS, DeviceSpec, Settings
 from shared.error_log import ErrorLog
@@ -25,7 +26,7 @@ from .automation import WindowAutomations
 from .cache import CacheEntry, Freshness, TtlCache
 from .handlers import HandlerClient, HandlerReplyError, HandlerUnavailable
 from .history import ReadingHistory, thin
-from .registry import DeviceRegistry
+from .registry import Availability, DeviceRegistry
 from .routing import CommandRouter
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class StateAggregator:
                           "enabled": d.enabled, "groups": list(d.groups), "area": d.area, "model": d.model,
                           **_source(d)}
             for d in self.registry.specs()}
+        self._encoded_views: dict[str, tuple[Availability, jsonio.Encoded]] = {}
         self._pool = ThreadPoolExecutor(max_workers=max(4, len(self.clients)), thread_name_prefix="aggregate")
         self._started = False
         self.events_ignored = 0
@@ -251,10 +253,14 @@ class StateAggregator:
         return None
 
     def device_views(self, include_state: bool = False, type: str | None = None,
-                     online: bool | None = None) -> list[dict[str, Any]]:
+                     online: bool | None = None, encoded: bool = False) -> list[Any]:
         """Every device (filtered). With state, a service whose entries went stale is pulled
         once (``GET /sensors``), not once per device, so the list stays fast. Built from one
-        snapshot of the registry and of the cache: a thousand devices, two locks."""
+        snapshot of the registry and of the cache: a thousand devices, two locks.
+
+        ``encoded`` (without state): each view as JSON already encoded (``jsonio.Encoded``),
+        encoded again only when the device's availability changed. Building and encoding 5,000
+        views took 20 ms a request, holding the GIL the readings on their way to MQTT needed."""
         specs = [s for s in self.registry.specs() if type is None or s.type == type]
         entries: dict[str, CacheEntry] = {}
         now = 0.0
@@ -268,12 +274,23 @@ class StateAggregator:
             state = availability[spec.device_id]
             if online is not None and state.online is not online:
                 continue
+            if encoded and not include_state:
+                views.append(self._encoded_view(spec.device_id, state))
+                continue
             view = {**self._static[spec.device_id], "online": state.online, "last_seen": state.last_seen,
                     "reason": state.reason}
             if include_state:
                 self._add_state(view, entries.get(spec.device_id), now)
             views.append(view)
         return views
+
+    def _encoded_view(self, device_id: str, state: Availability) -> jsonio.Encoded:
+        cached = self._encoded_views.get(device_id)
+        if cached is None or cached[0] is not state:  # Availability is replaced on every change
+            view = {**self._static[device_id], "online": state.online, "last_seen": state.last_seen,
+                    "reason": state.reason}
+            cached = self._encoded_views[device_id] = (state, jsonio.encoded(view))
+        return cached[1]
 
     def _refresh_stale_services(self, specs: list[DeviceSpec], entries: dict[str, CacheEntry],
                                 now: float) -> bool:

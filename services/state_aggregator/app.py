@@ -89,7 +89,7 @@ def create_app(settings: Settings, aggregator: StateAggregator | None = None) ->
                                  known=list(DEVICE_TYPES))
         include = request.args.get("include", "")
         views = aggregator.device_views(include_state="state" in include.split(","),
-                                        type=device_type, online=_flag("online"))
+                                        type=device_type, online=_flag("online"), encoded=True)
         return json_response({"devices": views, "count": len(views), "instance_id": settings.instance_id})
 
     @app.get("/device/<device_id>")

@@ -4,9 +4,9 @@
 Every program is a real process (testkit/connector.py): a private Mosquitto, the board's
 devices played on serial_handler's port by ``python -m testkit.scripted_handler``
 (readings and button presses on demand, each with a unique mark), ``python -m
-services.state_aggregator`` under gunicorn and ``python mqtt_bridge.py``. A tap on the handler's
+services.state_aggregator`` (gunicorn's worker, one process) and ``python mqtt_bridge.py``. A tap on the handler's
 own ``/events`` records every mark it sent. While marks flow the bridge, or the aggregator, is
-killed with SIGKILL (the aggregator's gunicorn master and worker together), stays away while the
+killed with SIGKILL (a service is one process: the whole program), stays away while the
 handler sends 2 s worth of marks, and is started again. Every mark the handler sent must arrive
 on MQTT, within a stated time of the restart.
 
@@ -17,8 +17,6 @@ from its last saved position, which may lag what it had already passed on by the
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from testkit.connector import ConnectorStack, _children
+from testkit.connector import ConnectorStack
 from testkit.helpers import wait_for
 from testkit.mqtt_watch import Watcher
 from tests.bridge.conftest import BASE
@@ -240,30 +238,6 @@ def test_kill_9_of_the_aggregator_loses_nothing_the_handler_sent(stack: Connecto
                       timeout=15)
     finally:
         late.stop()
-
-
-def test_kill_9_of_the_aggregators_worker_alone_loses_nothing(stack: ConnectorStack, watch: MarkWatcher,
-                                                              tap: EventTap):
-    """An OOM kill takes the worker, not its gunicorn master: the master starts a new worker,
-    which resumes the handler's stream from the saved position like a restarted program."""
-    marks_flowing(stack, watch)
-
-    workers = _children(stack.aggregator.pid)
-    assert len(workers) == 1, workers
-    os.kill(workers[0], signal.SIGKILL)
-    killed = time.monotonic()
-    at_kill = sent(tap)
-    wait_for(lambda: _children(stack.aggregator.pid) not in ([], workers), 30, interval=0.05,
-             message="gunicorn's master starting a new worker")
-    replaced = sent(tap)
-
-    seen = every_mark_arrived(watch, tap)
-    recovery = report("kill -9 of the aggregator's worker", killed, replaced, seen, watch,
-                      len(replaced - at_kill))
-    assert recovery < AGGREGATOR_RECOVERY_S
-    assert stack.aggregator.poll() is None  # the master lived on
-    assert log_lines(stack, "event stream serial_handler connected (resuming after")
-    assert not log_lines(stack, "Traceback")
 
 
 def test_a_fresh_broker_gets_the_retained_picture_again_and_no_event_is_lost(stack: ConnectorStack,

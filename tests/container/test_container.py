@@ -31,9 +31,9 @@ from tests.container.conftest import (
 pytestmark = pytest.mark.container
 
 PROGRAMS = ("serial_handler", "http_poller", "state_aggregator", "ml_inference", "mqtt_bridge")
-# Each service is a gunicorn master and its one worker; the bridge one process.
-EXPECTED_PROCESSES = {"services.serial_handler": 2, "services.http_poller": 2, "services.state_aggregator": 2,
-                      "services.ml_inference": 2, "mqtt_bridge.py": 1}
+# Each program is one process: a service is gunicorn's worker without a master (docs/architecture.md, "Memory").
+EXPECTED_PROCESSES = {"services.serial_handler": 1, "services.http_poller": 1, "services.state_aggregator": 1,
+                      "services.ml_inference": 1, "mqtt_bridge.py": 1}
 
 
 def process_counts(instance: Instance) -> dict[str, int]:
@@ -67,7 +67,7 @@ def ready_instance(engine: DockerEngine, platform, image: str, watcher: Watcher,
     instance = start_instance(engine, platform, image, instance_id)
     try:
         wait_online(watcher, instance)
-        wait_healthy(instance)  # every program running with its worker, not still starting
+        wait_healthy(instance)  # every program running, not still starting
         yield instance
     finally:
         instance.remove()

@@ -103,7 +103,7 @@ def test_serve_runs_the_app_under_gunicorn_and_streams_events(gunicorn_service):
     assert "hunter2-secret" not in err
 
 
-def test_sigterm_ends_open_event_streams_and_the_worker_exits_by_itself(gunicorn_service):
+def test_sigterm_ends_open_event_streams_and_the_service_exits_by_itself(gunicorn_service):
     proc, url = gunicorn_service
     wait_for(lambda: requests.get(url + "/health", timeout=2), timeout=30, message="gunicorn serving /health")
     streams = [requests.get(url + "/events", stream=True, timeout=10) for _ in range(3)]
@@ -119,26 +119,31 @@ def test_sigterm_ends_open_event_streams_and_the_worker_exits_by_itself(gunicorn
     assert "SIGKILL" not in err and "Perhaps out of memory" not in err, err
 
 
-def test_a_worker_whose_master_was_killed_ends_its_streams_and_exits(gunicorn_service):
-    """kill -9 of a program kills gunicorn's master only: its worker must not live on beside
-    the program supervisord starts in its place (it would keep a serial port open)."""
-    proc, url = gunicorn_service
-    wait_for(lambda: requests.get(url + "/health", timeout=2), timeout=30, message="gunicorn serving /health")
-    stream = requests.get(url + "/events", stream=True, timeout=10)
-    assert stream.raw.read1(1024).startswith(b"retry:")
-    worker = _worker_of(proc.pid)
+def test_a_service_whose_supervisor_was_killed_ends_its_streams_and_exits(tmp_path):
+    """A service is one process (no gunicorn master): when what started it dies (kill -9 of
+    supervisord), it must not live on holding its port, or a serial port that the next
+    supervisord's program needs."""
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', sys.argv[1], "
+         "sys.argv[2]]); print(p.pid, flush=True); p.wait()", SERVICE, str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        service = int(launcher.stdout.readline())
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: requests.get(url + "/health", timeout=2), timeout=30, message="the service serving /health")
+        stream = requests.get(url + "/events", stream=True, timeout=10)
+        assert stream.raw.read1(1024).startswith(b"retry:")
+        assert not Path(f"/proc/{service}/task/{service}/children").read_text().split()  # one process
 
-    proc.kill()
-    proc.wait(5)
-    wait_for(lambda: not Path(f"/proc/{worker}").exists() or _is_zombie(worker), timeout=15, interval=0.05,
-             message="the orphaned worker to exit")
-    stream.raw.read()  # the stream ended properly, not cut
-
-
-def _worker_of(master: int) -> int:
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    assert len(children) == 1, children
-    return int(children[0])
+        launcher.kill()
+        launcher.wait(5)
+        wait_for(lambda: not Path(f"/proc/{service}").exists() or _is_zombie(service), timeout=15, interval=0.05,
+                 message="the orphaned service to exit")
+        stream.raw.read()  # the stream ended properly, not cut
+    finally:
+        stop_process(launcher, 5)
 
 
 def _is_zombie(pid: int) -> bool:
@@ -148,7 +153,7 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
-def test_sigterm_while_the_app_still_loads_stops_the_worker_at_once(tmp_path):
+def test_sigterm_while_the_app_still_loads_stops_the_service_at_once(tmp_path):
     port = free_port()
     log = tmp_path / "service.log"
     # A worker that went on loading would hold the stop for the whole (here long) graceful timeout.

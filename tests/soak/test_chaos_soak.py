@@ -21,7 +21,6 @@ pytestmark = pytest.mark.soak
 SECONDS = float(os.environ.get("SOAK_SECONDS", "300"))
 CASES = (chaos.test_kill_9_of_the_bridge_loses_no_event,
          chaos.test_kill_9_of_the_aggregator_loses_nothing_the_handler_sent,
-         chaos.test_kill_9_of_the_aggregators_worker_alone_loses_nothing,
          chaos.test_a_fresh_broker_gets_the_retained_picture_again_and_no_event_is_lost)
 
 

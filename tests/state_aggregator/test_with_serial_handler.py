@@ -45,7 +45,7 @@ class HandlerProcess:
         wait_for(lambda: requests.get(self.url + "/sensors", timeout=2).ok, 30, message="serial handler up")
 
     def kill(self) -> None:
-        """Die at once, gunicorn master and worker alike (a crash, an OOM kill)."""
+        """Die at once, the service and anything it started alike (a crash, an OOM kill)."""
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
