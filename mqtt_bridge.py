@@ -9,6 +9,7 @@ import sys
 
 from shared.config import load_settings_or_exit
 from shared.exiting import exit_now
+from shared.heap import settle_after_start
 from shared.logs import setup_logging
 from shared.malloc import limit_arenas
 
@@ -21,6 +22,7 @@ def main() -> int:
     from bridge.bridge import MqttBridge  # after logging, so import-time messages are formatted
 
     bridge = MqttBridge(settings)
+    settle_after_start()  # the device table and the topics are built: kept for good (shared/heap.py)
     bridge.run_forever()
     if bridge.abandoned_commands:  # their threads would hold the exit until their HTTP timeouts
         exit_now(0)

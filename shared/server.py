@@ -38,6 +38,7 @@ from werkzeug.serving import ThreadedWSGIServer
 
 from shared import jsonio
 from shared.exiting import exit_now
+from shared.heap import settle_after_start
 from shared.identity import INSTANCE_HEADER
 from shared.logs import setup_logging
 from shared.malloc import limit_arenas
@@ -440,6 +441,7 @@ class StreamEndingWorker(WholeRequestWorker):
         super().init_process()
 
     def run(self) -> None:
+        settle_after_start()  # the app is loaded: what it built is kept for good (shared/heap.py)
         # gunicorn writes every signal to PIPE (signal.set_wakeup_fd) but gthread's loop does not
         # poll it, so a SIGTERM was noticed only when the loop's 1 s select timed out.
         self.poller.register(self.PIPE[0], selectors.EVENT_READ, _drain)

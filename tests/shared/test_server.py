@@ -52,6 +52,13 @@ SERVICE = textwrap.dedent("""
         def publish():
             return {"id": publisher.publish("state", request.get_json()).id}
 
+        built = app.config["built_at_start"] = ["the app's tables", []]  # a list: always tracked
+
+        @app.get("/heap")
+        def heap():
+            import gc
+            return {"frozen": gc.get_freeze_count(), "built_frozen": not any(o is built for o in gc.get_objects())}
+
         return app
 
     port = int(sys.argv[1])
@@ -101,6 +108,15 @@ def test_serve_runs_the_app_under_gunicorn_and_streams_events(gunicorn_service):
     assert any('"service": "demo_service"' in line for line in lines)
     assert any("gunicorn.error" in line for line in lines)  # gunicorn's lines use our format
     assert "hunter2-secret" not in err
+
+
+def test_serve_freezes_what_the_app_built_before_serving(gunicorn_service):
+    # shared/heap.py: the app is loaded, then what it built is out of the collector's way.
+    _, url = gunicorn_service
+    wait_for(lambda: requests.get(url + "/health", timeout=2).ok, 30, message="the service")
+    body = requests.get(url + "/heap", timeout=5).json()
+    assert body["frozen"] > 0
+    assert body["built_frozen"] is True
 
 
 def test_sigterm_ends_open_event_streams_and_the_service_exits_by_itself(gunicorn_service):
