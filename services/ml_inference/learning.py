@@ -23,7 +23,6 @@ in a background thread and keeps the result (versions.py).
 """
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,8 +36,7 @@ from . import adjustments
 from .corrections import Correction
 from .inputs import FEATURES, features
 from .model import WindowModel
-from .rule import comfort_rule
-from .train import _one_thread, sample_inputs
+from .train import _one_thread, dataset
 
 SEED = 16
 HOLDOUT_EVERY = 4
@@ -86,16 +84,10 @@ def tensors(corrections: Sequence[Correction]) -> tuple[torch.Tensor, torch.Tens
 
 @lru_cache(maxsize=4)
 def rule_cases(samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(features, position 0..100, certainty)`` of rule-labelled situations (cached: they never change)."""
-    rng = random.Random(seed)
-    rows, positions, certainties = [], [], []
-    for _ in range(samples):
-        inputs = sample_inputs(rng)
-        position, certainty = comfort_rule(inputs)
-        rows.append(features(inputs))
-        positions.append(position)
-        certainties.append(certainty)
-    return torch.tensor(rows), torch.tensor(positions), torch.tensor(certainties)
+    """``(features, position 0..100, certainty)`` of rule-labelled situations (cached: they never change).
+    The same situations training draws (train.dataset), in the percent corrections are given in."""
+    x, opening, certainty = dataset(samples, seed)
+    return x, opening * 100.0, certainty
 
 
 def predict(model: WindowModel, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,7 +13,7 @@ from services.state_aggregator.aggregator import StateAggregator
 from services.state_aggregator.app import create_app
 from shared.config import Settings
 from shared.server import ThreadedServer, run_in_thread
-from testkit.helpers import free_port, header_of
+from testkit.helpers import free_port, header_of, wait_for
 from testkit.scripted_handler import ScriptedHandler
 from tests.conftest import Started
 
@@ -121,3 +121,13 @@ def scripted_serial(cleanup: Started) -> Callable[[int], ScriptedHandler]:
         return cleanup.add(handler, stop=lambda: (handler.stop(), handler.publisher.close()))
 
     return start
+
+
+@pytest.fixture
+def rig(build_aggregator, scripted_serial) -> tuple[AggregatorUnderTest, ScriptedHandler]:
+    """The aggregator over real HTTP in front of a scripted serial handler, its devices online."""
+    services = service_ports()
+    handler = scripted_serial(services["serial_handler"]["port"])
+    under_test = build_aggregator(services)
+    wait_for(lambda: under_test.listed()["living_window"]["online"], 15, message="serial devices online")
+    return under_test, handler

@@ -16,7 +16,6 @@ from services.state_aggregator.history import (
     thin,
 )
 from testkit.helpers import wait_for
-from tests.state_aggregator.conftest import service_ports
 
 T0 = 1_800_000_000.0  # a round epoch: slots of 10 s start on it
 
@@ -106,15 +105,6 @@ def test_thin_keeps_at_most_that_many_points_and_always_the_newest():
 
 
 # -- over HTTP
-
-
-@pytest.fixture
-def rig(build_aggregator, scripted_serial):
-    services = service_ports()
-    handler = scripted_serial(services["serial_handler"]["port"])
-    under_test = build_aggregator(services)
-    wait_for(lambda: under_test.listed()["living_window"]["online"], 15, message="serial devices online")
-    return under_test, handler
 
 
 def test_the_history_endpoints_answer_readings_and_clear_errors(rig):

@@ -9,15 +9,6 @@ from testkit.scripted_handler import ScriptedHandler
 from tests.state_aggregator.conftest import EventTap, service_ports
 
 
-@pytest.fixture
-def rig(build_aggregator, scripted_serial):
-    services = service_ports()
-    handler = scripted_serial(services["serial_handler"]["port"])
-    under_test = build_aggregator(services)
-    wait_for(lambda: under_test.listed()["living_window"]["online"], 15, message="serial devices online")
-    return under_test, handler
-
-
 def test_every_configured_device_is_listed_and_absent_services_say_so(rig):
     under_test, _ = rig
     devices = under_test.listed()
